@@ -1,0 +1,24 @@
+"""vmc: a symbolic tensor compiler in the spirit of Theano.
+
+    import vmc, vmc.tensor as vt
+    x = vt.matrix("x"); w = vmc.shared(np.zeros((3, 2)), name="w")
+    cost = vt.sum(vt.dot(x, w) ** 2)
+    step = vmc.function([x], cost, updates=[(w, w - 0.1 * vmc.grad(cost, w))])
+"""
+from .config import config
+from . import tensor  # noqa: F401  (registers tensor variables)
+from .compile.function import Function, function
+from .compile.io import In, Out
+from .graph import clone as _clone_graph  # noqa: F401
+from .graph.traversal import clone_replace
+from .gradient import grad
+from .printing import debugprint, pydotprint
+from .tensor.basic import shared
+from . import thunks  # noqa: F401  (registers the CPU thunks)
+
+dprint = debugprint
+
+__version__ = "0.1.0"
+
+__all__ = ["config", "function", "Function", "In", "Out", "clone_replace", "grad",
+           "debugprint", "dprint", "pydotprint", "shared", "tensor"]

@@ -1,0 +1,312 @@
+"""``vmc.function``: from user graphs to a callable ``Function``.
+
+The pipeline, one plain step each::
+
+    user graph --prepare--> FunctionGraph --optimize--> FunctionGraph
+               --schedule--> Program --VM--> Function
+
+``Function`` is the VM itself (a subclass of the Cython ``VM`` or of the
+Python ``PyCallVM``), so a call goes straight into the VM's call path.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from vmc.config import config
+from vmc.graph.basic import Constant, SharedVariable, Variable
+from vmc.graph.fgraph import FunctionGraph
+from vmc.graph.traversal import ancestors, clone_replace, graph_inputs
+
+from . import schedule as sch
+from .io import In, Out, collect_updates, normalize_inputs, normalize_outputs
+from .pyvm import PyCallVM
+from .thunk_build import build_thunks
+
+_CVM = None   # INTEGRATION PENDING: the Cython VM is wired in once its API settles
+
+
+class Function:
+    """A compiled function. Call it with its inputs (positionally or by name).
+
+    Attributes: ``inputs``/``outputs`` (the In/Out specs), ``fgraph`` (the
+    optimized graph), ``program``, ``profile`` (when profiling),
+    ``trust_input`` (skip argument checks), ``name``.
+    """
+
+    def _setup(self, spec, fgraph, program, node_of_pc, timings):
+        self.spec = spec
+        self.fgraph = fgraph
+        self.node_of_pc = node_of_pc
+        self.name = spec["name"]
+        self.inputs = spec["inputs"]
+        self.outputs = spec["outputs"]
+        self.unpack_single = spec["single"]
+        self.trust_input = bool(spec["trust_input"])
+        self.input_names = [i.name for i in self.inputs]
+        allow = spec["allow_input_downcast"]
+        types = [i.variable.type for i in self.inputs]
+        filters = [_make_filter(t, k, i.name, allow) for k, (t, i) in
+                   enumerate(zip(types, self.inputs))]
+        self.set_input_specs([np.dtype(t.dtype) for t in types], [t.ndim for t in types],
+                             [tuple(-1 if s is None else s for s in t.shape) for t in types],
+                             filters)
+        self.profile = None
+        if spec["profile"]:
+            from .profiling import ProfileStats
+            self.profile = ProfileStats(self, timings)
+            self.set_profiling(True)
+
+    # -- hooks the VM's call path uses -------------------------------------
+    def _bind(self, args, kwargs):
+        n = len(self.inputs)
+        if len(args) > n:
+            raise TypeError(f"{self._fname()} takes {n} argument(s), got {len(args)}")
+        values = list(args) + [_MISSING] * (n - len(args))
+        for key, v in kwargs.items():
+            if key not in self.input_names:
+                raise TypeError(f"{self._fname()} got an unexpected keyword argument "
+                                f"{key!r}; its inputs are {self.input_names}")
+            k = self.input_names.index(key)
+            if values[k] is not _MISSING:
+                raise TypeError(f"{self._fname()} got multiple values for input {key!r}")
+            values[k] = v
+        for k, v in enumerate(values):
+            if v is _MISSING:
+                default = self.inputs[k].value
+                if default is None:
+                    raise TypeError(f"{self._fname()} is missing argument {k} "
+                                    f"({self.inputs[k].name or 'unnamed'}): expected "
+                                    f"{self.inputs[k].variable.type}")
+                values[k] = default
+        return values
+
+    def _handle_error(self, exc):
+        from .errors import enrich
+        raise enrich(self, exc) from None
+
+    def _fname(self):
+        return f"function {self.name!r}" if self.name else "the compiled function"
+
+    # -- API ------------------------------------------------------------------
+    def copy(self, share_memory=False):
+        """A new Function over the same graph; unless ``share_memory``, with
+        its own copies of the shared variables' values."""
+        spec = dict(self.spec)
+        if not share_memory:
+            spec = _with_copied_shared(spec)
+        return _compile(spec)
+
+    def free(self):
+        """Release the intermediate buffers kept between calls."""
+        self.clear_registers()
+
+    def __reduce__(self):
+        return (_compile, (self.spec,))
+
+    def __repr__(self):
+        return f"<vmc.Function {self.name or ''} {len(self.inputs)} in, " \
+               f"{len(self.outputs)} out, {self.program.n_instr} instructions>"
+
+
+_MISSING = object()
+
+
+def _make_filter(t, k, name, allow_downcast):
+    label = f"argument {k}" + (f" ({name!r})" if name else "")
+
+    def filt(value):
+        return t.filter(value, name=label, allow_downcast=bool(allow_downcast))
+    return filt
+
+
+class PyFunction(Function, PyCallVM):
+    def __init__(self, program):
+        PyCallVM.__init__(self, program)
+
+
+if _CVM is not None:
+    class CFunction(Function, _CVM):
+        pass
+else:
+    CFunction = None
+
+
+def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile=None,
+             name=None, allow_input_downcast=None, on_unused_input="raise",
+             trust_input=False, no_default_updates=False):
+    """Compile ``outputs`` (a variable or a list) as a function of ``inputs``.
+
+    ``updates``: pairs (or a dict) of shared variable -> new value, committed
+    together after each successful call. ``givens``: pairs of variable ->
+    replacement applied before compiling. ``mode``: "fast_run",
+    "fast_compile", None (no rewrites) or a Mode. ``profile``: True to time
+    every instruction (``f.profile.summary()``).
+    """
+    if isinstance(inputs, (Variable, In)):
+        raise TypeError("function: inputs must be a list of variables")
+    spec = dict(inputs=normalize_inputs(inputs), raw_outputs=outputs, updates=updates,
+                givens=givens, mode=mode, name=name,
+                profile=config.profile if profile is None else profile,
+                allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input,
+                trust_input=trust_input, no_default_updates=no_default_updates,
+                linker=config.linker)
+    spec["outputs"], spec["single"] = normalize_outputs(outputs)
+    return _compile(spec)
+
+
+def _compile(spec):
+    timings = {}
+    t0 = time.perf_counter()
+    fgraph, update_pairs = _prepare(spec)
+    timings["prepare"] = time.perf_counter() - t0
+    from vmc.opt import optimize
+    optimize(fgraph, spec["mode"], timings)
+    t1 = time.perf_counter()
+    program, node_of_pc = _schedule(fgraph, spec, update_pairs)
+    timings["schedule+thunks"] = time.perf_counter() - t1
+    use_c = spec["linker"] == "cvm" and CFunction is not None
+    cls = CFunction if use_c else PyFunction
+    f = cls(program)
+    f._setup(spec, fgraph, program, node_of_pc, timings)
+    return f
+
+
+def _prepare(spec):
+    """Givens, default updates and checks; returns the FunctionGraph and the
+    (shared variable, new value) pairs, both in the graph's variables."""
+    inputs = [i.variable for i in spec["inputs"]]
+    outs = [o.variable for o in spec["outputs"]]
+    updates = collect_updates(spec["updates"], outs, spec["no_default_updates"])
+    givens = spec["givens"]
+    if givens:
+        pairs = list(givens.items()) if isinstance(givens, dict) else list(givens)
+        everything = clone_replace(outs + [u for _, u in updates], pairs)
+        outs, new_vals = everything[:len(outs)], everything[len(outs):]
+        updates = [(s, v) for (s, _), v in zip(updates, new_vals)]
+    _check_inputs(inputs, outs + [u for _, u in updates], spec["on_unused_input"])
+    fg = FunctionGraph(inputs, outs + [u for _, u in updates], clone=True)
+    n = len(outs)
+    pairs = [(s, fg.outputs[n + k]) for k, (s, _) in enumerate(updates)]
+    fg.n_user_outputs = n
+    fg.update_shared = [s for s, _ in updates]
+    return fg, pairs
+
+
+def _check_inputs(inputs, roots, on_unused):
+    seen = set()
+    for k, v in enumerate(inputs):
+        if isinstance(v, (Constant, SharedVariable)):
+            raise TypeError(f"function: input {k} ({v!r}) is a {type(v).__name__}; inputs "
+                            f"must be free variables (use givens to replace a shared one)")
+        if v in seen:
+            raise ValueError(f"function: input {v!r} is given twice")
+        seen.add(v)
+    needed = set(ancestors(roots, blockers=inputs))
+    for k, v in enumerate(inputs):
+        if v not in needed and on_unused != "ignore":
+            msg = (f"function: input {k} ({v!r}) is not used to compute the outputs; "
+                   f"pass on_unused_input='ignore' (or 'warn') to allow it")
+            if on_unused == "raise":
+                raise ValueError(msg)
+            warnings.warn(msg, stacklevel=4)
+    missing = [v for v in graph_inputs(roots, blockers=inputs)
+               if v.owner is None and v not in seen
+               and not isinstance(v, (Constant, SharedVariable))]
+    if missing:
+        raise ValueError(f"function: the outputs depend on {missing[0]!r} "
+                         f"({missing[0].type}), which is not among the inputs; add it to "
+                         f"the inputs or replace it with givens")
+
+
+def _schedule(fgraph, spec, update_pairs):
+    """Order, frees, in-place decisions and thunks: a Program."""
+    from vmc.tensor.elemwise import tensor_copy
+    n_out = fgraph.n_user_outputs
+    order = fgraph.toposort()
+    roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
+    # An output that may share memory with a shared value or a constant is
+    # copied, so later in-place updates never change what the user holds.
+    for k in range(n_out):
+        o = fgraph.outputs[k]
+        if any(isinstance(r, (Constant, SharedVariable)) for r in roots.get(o, ())):
+            fgraph.replace(o, tensor_copy(o), reason="output copy", check_type=False)
+    order = fgraph.toposort()
+    outputs = list(fgraph.outputs)
+    user_outs = outputs[:n_out]
+    update_pairs = [(s, outputs[n_out + k]) for k, (s, _) in enumerate(update_pairs)]
+    roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
+    late = _inplace_update_nodes(fgraph, update_pairs, user_outs)
+    code = sch.linearize(order, outputs, late=list(late))
+    inputs = list(fgraph.inputs)
+    mutable = {v for v, i in zip(inputs, spec["inputs"]) if i.mutable}
+    keep = set(inputs) | set(outputs) | {v for v in fgraph.variables if sch.is_storage(v)}
+    last_read = sch.plan_frees(code, keep if config.allow_gc else set(fgraph.variables))
+    protected = frozenset((set(inputs) - mutable) | {v for v in fgraph.variables
+                                                     if sch.is_storage(v)} | set(outputs))
+    destroy = sch.destroyable_inputs(code, roots, protected, last_read, late)
+    thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec["linker"])
+    regs = {}
+    for v in list(inputs) + sorted(fgraph.variables - set(inputs), key=lambda v: v.id):
+        regs.setdefault(v, len(regs))
+    consts = sorted((v for v in fgraph.variables if isinstance(v, Constant)), key=lambda v: v.id)
+    shareds = sorted((v for v in fgraph.variables if isinstance(v, SharedVariable)),
+                     key=lambda v: v.id)
+    program = sch.assemble(code, thunk_index, thunks, regs, inputs, user_outs, consts,
+                           shareds, update_pairs)
+    return program, node_of_pc
+
+
+def _inplace_update_nodes(fgraph, update_pairs, user_outs):
+    """Nodes computing a shared variable's new value that may write it into
+    the old value's buffer: map node -> the shared variable."""
+    late = {}
+    outs = set(user_outs)
+    for s, new in update_pairs:
+        node = new.owner
+        if node is None or new in outs or s not in node.inputs:
+            continue
+        if len(fgraph.clients[new]) != 1 or node in late:
+            continue
+        if new.type.dtype != s.type.dtype:
+            continue
+        late[node] = s
+    return late
+
+
+def _with_copied_shared(spec):
+    """A spec whose graph reads fresh copies of its shared variables."""
+    from vmc.graph.traversal import ancestors as anc
+    outs = [o.variable for o in spec["outputs"]]
+    upd = collect_updates(spec["updates"], outs, spec["no_default_updates"])
+    roots = outs + [u for _, u in upd] + [s for s, _ in upd]
+    swap = {}
+    for v in anc(roots):
+        if isinstance(v, SharedVariable):
+            new = type(v)(v.type, v.get_value(), name=v.name)
+            swap[v] = new
+    new_roots = clone_replace(roots, swap) if swap else roots
+    n = len(outs)
+    new_outs = new_roots[:n]
+    new_upd = [(swap.get(s, s), u) for (s, _), u in zip(upd, new_roots[n:n + len(upd)])]
+    spec = dict(spec)
+    spec["outputs"] = [Out(v, o.borrow) for v, o in zip(new_outs, spec["outputs"])]
+    spec["updates"] = new_upd
+    spec["no_default_updates"] = True
+    return spec
+
+
+_eval_cache = {}
+
+
+def eval_variable(var, inputs_to_values, **kwargs):
+    """``var.eval({x: value})``: compile (once) and run."""
+    keys = list(inputs_to_values)
+    key = (var, tuple(keys))
+    f = _eval_cache.get(key)
+    if f is None:
+        f = function(keys, var, on_unused_input="ignore", **kwargs)
+        _eval_cache[key] = f
+    return f(*[inputs_to_values[k] for k in keys])

@@ -1,0 +1,109 @@
+"""vmc's configuration: ``vmc.config``.
+
+Read once from the ``VMC_FLAGS`` environment variable
+(``VMC_FLAGS=floatX=float32,device=cuda``) and changeable at run time, either
+by assignment (``vmc.config.floatX = "float32"``) or in a block::
+
+    with vmc.config.change(floatX="float32", optimizer=None):
+        ...
+
+Every option is declared here with its default, its allowed values and a
+one-line description; an unknown name or a bad value raises at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    doc: str
+    parse: Callable[[str], Any] = str
+    allowed: tuple | None = None
+
+
+def _bool(s: str) -> bool:
+    low = str(s).strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean, got {s!r}")
+
+
+def _optimizer(s):
+    return None if s in (None, "None", "none", "") else s
+
+
+OPTIONS = {
+    "floatX": Option("float64", "dtype of float constructors and constants",
+                     allowed=("float64", "float32")),
+    "device": Option("cpu", "where shared variables live and ops run",
+                     allowed=("cpu", "cuda")),
+    "optimizer": Option("fast_run", "rewrite pipeline: fast_run, fast_compile or None",
+                        _optimizer, ("fast_run", "fast_compile", None)),
+    "linker": Option("cvm", "VM that runs the program: cvm (Cython) or py (reference)",
+                     allowed=("cvm", "py")),
+    "allow_gc": Option(True, "release intermediates after their last use", _bool),
+    "compiledir": Option(os.path.join(os.path.expanduser("~"), ".cache", "vmc"),
+                         "where generated C is compiled and cached"),
+    "profile": Option(False, "profile every compiled function", _bool),
+    "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit",
+                              _bool),
+    "print_rewrites": Option(False, "print the graph after each rewrite pass", _bool),
+    "check_graph": Option(False, "validate the graph between rewrite passes", _bool),
+    "on_rewrite_error": Option("raise", "what a failing rewrite does",
+                               allowed=("raise", "warn")),
+    "gpu_tf32": Option(False, "allow TF32 tensor-core math in float32 GPU matmuls", _bool),
+    "gpu_graphs": Option(False, "capture GPU calls into CUDA graphs", _bool),
+    "compute_test_value": Option("off", "unused; kept for Theano compatibility"),
+}
+
+
+class Config:
+    def __init__(self, flags: str = ""):
+        object.__setattr__(self, "_values", {k: o.default for k, o in OPTIONS.items()})
+        for item in filter(None, (s.strip() for s in flags.split(","))):
+            if "=" not in item:
+                raise ValueError(f"VMC_FLAGS entry {item!r} is not of the form name=value")
+            name, value = item.split("=", 1)
+            setattr(self, name.strip(), value.strip())
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"vmc.config has no option {name!r}; "
+                                 f"options: {', '.join(sorted(OPTIONS))}") from None
+
+    def __setattr__(self, name, value):
+        if name not in OPTIONS:
+            raise AttributeError(f"vmc.config has no option {name!r}; "
+                                 f"options: {', '.join(sorted(OPTIONS))}")
+        opt = OPTIONS[name]
+        if isinstance(value, str):
+            value = opt.parse(value)
+        if opt.allowed is not None and value not in opt.allowed:
+            raise ValueError(f"vmc.config.{name} must be one of {opt.allowed}, got {value!r}")
+        self._values[name] = value
+
+    @contextlib.contextmanager
+    def change(self, **values):
+        old = {k: getattr(self, k) for k in values}
+        try:
+            for k, v in values.items():
+                setattr(self, k, v)
+            yield self
+        finally:
+            for k, v in old.items():
+                self._values[k] = v
+
+    def __repr__(self):
+        return "vmc.config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+
+config = Config(os.environ.get("VMC_FLAGS", ""))

@@ -1,0 +1,205 @@
+"""The IR: Variable, Constant, SharedVariable, Apply and Op. Data, not behaviour."""
+from __future__ import annotations
+
+import os
+import sys
+from itertools import count
+
+import numpy as np
+
+_ids = count()
+_VMC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_line():
+    """``(file, line)`` of the innermost frame outside the vmc package."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not fn.startswith(_VMC_DIR):
+            return (fn, f.f_lineno)
+        f = f.f_back
+    return ("<unknown>", 0)
+
+
+class Variable:
+    """A value in the graph: a graph input (``owner is None``) or the
+    ``index``-th output of the Apply node ``owner``."""
+    __slots__ = ("type", "owner", "index", "name", "id", "__weakref__")
+
+    def __init__(self, type, owner=None, index=None, name=None):
+        self.type = type
+        self.owner = owner
+        self.index = index
+        self.name = name
+        self.id = next(_ids)
+
+    def clone(self, name=None):
+        """A fresh, ownerless variable of the same type (and class)."""
+        return type(self)(self.type, None, None, self.name if name is None else name)
+
+    def __repr__(self):
+        if self.name:
+            return self.name
+        if self.owner is not None:
+            op = self.owner.op
+            suffix = f".{self.index}" if len(self.owner.outputs) > 1 else ""
+            return f"{op}{suffix}"
+        return f"<{self.type}>"
+
+    def __hash__(self):
+        return self.id
+
+    def __eq__(self, other):  # identity; subclasses with operators keep this
+        return self is other
+
+    def eval(self, inputs_to_values=None, **kwargs):
+        from vmc.compile.function import eval_variable
+        return eval_variable(self, inputs_to_values or {}, **kwargs)
+
+
+class Constant(Variable):
+    """A variable with a fixed value. Equal (type, value) means equal constants,
+    so merging can share them. The value is read-only."""
+    __slots__ = ("data", "_key")
+
+    def __init__(self, type, data, name=None):
+        super().__init__(type, None, None, name)
+        data = type.filter(data, name="constant", allow_downcast=True)
+        if data.flags.writeable:
+            data = data.copy()
+            data.flags.writeable = False
+        self.data = data
+        self._key = None
+
+    def clone(self, name=None):
+        return self
+
+    def signature(self):
+        """A hashable key: equal for constants of equal type and value."""
+        if self._key is None:
+            d = self.data
+            self._key = (self.type, d.shape, d.tobytes() if d.size < 1 << 16 else id(d))
+        return self._key
+
+    def __repr__(self):
+        if self.name:
+            return self.name
+        d = self.data
+        if d.size <= 4:
+            s = np.array2string(d, separator=",").replace("\n", "")
+            return s if d.ndim else repr(d.item())
+        return f"Constant{{{d.dtype}{list(d.shape)}}}"
+
+
+class SharedVariable(Variable):
+    """A variable whose value persists across calls of compiled functions.
+
+    The value lives in ``container``, a one-element list that compiled
+    functions read and update in place of the variable itself.
+    """
+    __slots__ = ("container", "default_update")
+
+    def __init__(self, type, value, name=None, borrow=False):
+        super().__init__(type, None, None, name)
+        self.container = [None]
+        self.default_update = None
+        self.set_value(value, borrow=borrow)
+
+    def clone(self, name=None):
+        return self
+
+    def get_value(self, borrow=False):
+        v = self.container[0]
+        return v if borrow else v.copy()
+
+    def set_value(self, value, borrow=False):
+        v = self.type.filter(value, name=f"value of shared {self.name or 'variable'}",
+                             allow_downcast=True)
+        if not borrow and v is value:
+            v = v.copy()
+        self.container[0] = v
+
+    @property
+    def value(self):
+        return self.container[0]
+
+
+class Apply:
+    """One application of ``op`` to ``inputs``, producing ``outputs``.
+
+    Immutable once built; ``trace`` records where user code created it.
+    """
+    __slots__ = ("op", "inputs", "outputs", "trace", "__weakref__")
+
+    def __init__(self, op, inputs, outputs, trace=None):
+        self.op = op
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.trace = trace if trace is not None else user_line()
+        for i, out in enumerate(self.outputs):
+            out.owner, out.index = self, i
+
+    @property
+    def out(self):
+        (o,) = self.outputs
+        return o
+
+    def clone_with_new_inputs(self, inputs, strict=True):
+        """The same op on ``inputs``; rebuilds through ``make_node`` when the
+        types changed, so type rules run again."""
+        if all(a.type == b.type for a, b in zip(inputs, self.inputs)):
+            outs = [o.type.make_variable(o.name) for o in self.outputs]
+            return Apply(self.op, inputs, outs, self.trace)
+        node = self.op.make_node(*inputs)
+        node.trace = self.trace
+        return node
+
+    def __repr__(self):
+        return f"{self.op}({', '.join(map(repr, self.inputs))})"
+
+
+class Op:
+    """An immutable description of a computation.
+
+    ``__props__`` names the parameters; equal parameters mean equal ops (so
+    merging can compare them). Subclasses implement ``make_node(*inputs)``
+    returning an Apply, ``infer_shape(node, input_shapes)`` returning one
+    shape tuple (of scalar variables) per output, and ``pullback(inputs,
+    outputs, output_grads)`` returning one gradient (or None: no gradient
+    flows) per input. How an op runs is registered elsewhere (vmc/thunks).
+    """
+    __props__: tuple = ()
+
+    def _props(self):
+        return tuple(getattr(self, p) for p in self.__props__)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._props() == other._props()
+
+    def __hash__(self):
+        return hash((type(self), self._props()))
+
+    def __str__(self):
+        if self.__props__:
+            return f"{type(self).__name__}{{{', '.join(map(str, self._props()))}}}"
+        return type(self).__name__
+
+    __repr__ = __str__
+
+    def __call__(self, *inputs, **kwargs):
+        node = self.make_node(*inputs, **kwargs)
+        return node.outputs[0] if len(node.outputs) == 1 else node.outputs
+
+    def make_node(self, *inputs):
+        raise NotImplementedError
+
+    def infer_shape(self, node, input_shapes):
+        raise NotImplementedError(f"{self} has no shape rule")
+
+    def pullback(self, inputs, outputs, output_grads):
+        raise NotImplementedError(f"{self} has no gradient")
+
+
+def is_constant(v) -> bool:
+    return isinstance(v, Constant)

@@ -1,0 +1,138 @@
+"""Types: what a variable may hold. Immutable and hashable."""
+from __future__ import annotations
+
+import numpy as np
+
+# The kinds of dtype, for casting rules and messages.
+FLOAT_DTYPES = ("float16", "float32", "float64")
+COMPLEX_DTYPES = ("complex64", "complex128")
+INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+ALL_DTYPES = ("bool",) + INT_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
+
+
+class Type:
+    """Base of all types. A type checks and converts values with ``filter``."""
+    __slots__ = ()
+    # The Variable subclass made for this type; the tensor package registers its own.
+    variable_class = None
+    constant_class = None
+
+    def filter(self, value, name="input", allow_downcast=False):
+        raise NotImplementedError
+
+    def make_variable(self, name=None):
+        return self.variable_class(self, None, None, name)
+
+
+class TensorType(Type):
+    """``TensorType(dtype, shape)``: an n-d array of ``dtype``.
+
+    Each shape entry is ``1`` (known to be 1: broadcastable), an int (known
+    length) or ``None`` (unknown). Only a dim known to be 1 broadcasts.
+    """
+    __slots__ = ("dtype", "shape", "_hash")
+
+    def __init__(self, dtype, shape=()):
+        dtype = str(np.dtype(dtype))
+        if dtype not in ALL_DTYPES:
+            raise TypeError(f"unsupported dtype {dtype!r}")
+        shape = tuple(None if s is None else int(s) for s in shape)
+        if any(s is not None and s < 0 for s in shape):
+            raise ValueError(f"static shape entries must be >= 0 or None, got {shape}")
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "_hash", hash((TensorType, dtype, shape)))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("TensorType is immutable")
+
+    def __reduce__(self):
+        return (TensorType, (self.dtype, self.shape))
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def broadcastable(self):
+        return tuple(s == 1 for s in self.shape)
+
+    @property
+    def numpy_dtype(self):
+        return np.dtype(self.dtype)
+
+    def clone(self, dtype=None, shape=None):
+        return TensorType(self.dtype if dtype is None else dtype,
+                          self.shape if shape is None else shape)
+
+    def __eq__(self, other):
+        return (type(other) is TensorType and self.dtype == other.dtype
+                and self.shape == other.shape)
+
+    def __hash__(self):
+        return self._hash
+
+    def is_super(self, other):
+        """True when every value of ``other`` is a valid value of ``self``."""
+        return (isinstance(other, TensorType) and self.dtype == other.dtype
+                and self.ndim == other.ndim
+                and all(s is None or s == o for s, o in zip(self.shape, other.shape)))
+
+    def __repr__(self):
+        shape = ", ".join("?" if s is None else str(s) for s in self.shape)
+        if self.ndim == 1:
+            shape += ","
+        return f"TensorType({self.dtype}, shape=({shape}))"
+
+    def __str__(self):
+        names = {0: "Scalar", 1: "Vector", 2: "Matrix"}
+        shape = ", ".join("?" if s is None else str(s) for s in self.shape)
+        return f"{names.get(self.ndim, 'Tensor')}({self.dtype}, shape=({shape}))"
+
+    def filter(self, value, name="input", allow_downcast=False):
+        """Check and convert a call argument; raise TypeError naming ``name``."""
+        if isinstance(value, np.ndarray) and value.dtype == self.numpy_dtype:
+            arr = value
+        else:
+            arr = self._convert(value, name, allow_downcast)
+        if arr.ndim != self.ndim:
+            raise TypeError(f"{name}: expected a {self.ndim}-d array ({self}), "
+                            f"got a {arr.ndim}-d array of shape {arr.shape}")
+        for d, (s, a) in enumerate(zip(self.shape, arr.shape)):
+            if s is not None and s != a:
+                raise TypeError(f"{name}: expected shape {self._shape_str()} ({self}), got "
+                                f"shape {arr.shape} (dim {d} is {a}, expected {s})")
+        return arr
+
+    def _shape_str(self):
+        return "(" + ", ".join("?" if s is None else str(s) for s in self.shape) + ")"
+
+    def _convert(self, value, name, allow_downcast):
+        target = self.numpy_dtype
+        if isinstance(value, np.ndarray) or np.isscalar(value) or isinstance(value, np.generic):
+            src = np.asarray(value)
+        else:
+            try:
+                src = np.asarray(value)
+            except Exception as e:
+                raise TypeError(f"{name}: cannot convert {type(value).__name__} to {self}: {e}")
+        if src.dtype == target:
+            return src
+        if src.dtype == object:
+            raise TypeError(f"{name}: expected {self}, got an object array")
+        if np.can_cast(src.dtype, target, "safe") or allow_downcast:
+            return src.astype(target)
+        # Python scalars and lists (not arrays) may be downcast when exact,
+        # e.g. 1.0 into float32 or 3 into int32, as Theano allowed.
+        if not isinstance(value, np.ndarray) and not isinstance(value, np.generic):
+            cast = src.astype(target)
+            with np.errstate(invalid="ignore"):
+                if np.array_equal(cast.astype(src.dtype), src):
+                    return cast
+        raise TypeError(
+            f"{name}: expected {self}, got dtype {src.dtype}; converting would lose "
+            f"precision. Pass an array of dtype {target}, or compile with "
+            f"allow_input_downcast=True.")
+
+    def values_eq(self, a, b):
+        return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")

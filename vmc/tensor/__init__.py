@@ -1,0 +1,38 @@
+"""The user vocabulary: ``import vmc.tensor as vt``.
+
+Theano/PyTensor names with NumPy semantics. Each op class lives in the module
+of its family (elemwise, math, shape, subtensor, nnet, linalg, random); this
+module only gathers the functions users call.
+"""
+from . import variable as _variable  # noqa: F401  (registers TensorVariable with TensorType)
+from .basic import *  # noqa: F401,F403
+from .basic import (as_tensor_variable, constant, shared, tensor, scalar, vector, matrix,
+                    tensor3, tensor4, row, col)
+from .creation import arange, eye, identity_like
+from .elemwise import (DimShuffle, Elemwise, abs, add, and_, arccos, arcsin, arcsinh, arctan,
+                       arctan2, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, cast, ceil,
+                       clip, cos, cosh, dimshuffle, eq, erf, erfc, erfinv, exp, expm1, floor,
+                       floor_divide, gammaln, ge, gt, int_div, invert, isinf, isnan, le, log,
+                       log10, log1p, log2, logical_and, logical_not, logical_or, logical_xor, lt,
+                       maximum, minimum, mod, mul, neg, negative, neq, or_, pow, power, psi,
+                       reciprocal, round, sigmoid, sign, sin, sinh, softplus, sqr, sqrt, sub,
+                       switch, tan, tanh, tensor_copy, true_div, true_divide, where, xor)
+from .math import (all, any, argmax, argmin, dot, logsumexp, max, mean, min, outer, prod, std,
+                   sum, transpose, var)
+from .nnet import (binary_crossentropy, categorical_crossentropy, log_softmax, relu, softmax,
+                   sigmoid_binary_crossentropy)
+from .shape import (alloc, concatenate, expand_dims, flatten, full, join, ones, ones_like,
+                    reshape, shape, shape_i, shape_padleft, shape_padright, squeeze, stack,
+                    zeros, zeros_like)
+from .subtensor import getitem, inc_subtensor, set_subtensor
+from .variable import TensorConstant, TensorSharedVariable, TensorVariable
+from . import nnet  # noqa: F401  (vt.nnet.softmax, as in Theano)
+
+
+def matmul(x, y):
+    """``np.matmul``; vectors and matrices go through ``dot``."""
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    if x.type.ndim <= 2 and y.type.ndim <= 2 and x.type.ndim and y.type.ndim:
+        return dot(x, y)
+    from .blas_ops import matmul as _matmul
+    return _matmul(x, y)

@@ -1,0 +1,211 @@
+"""Elementwise ops (one scalar op applied with broadcasting) and DimShuffle."""
+from __future__ import annotations
+
+import numpy as np
+
+from vmc.config import config
+from vmc.graph.basic import Apply, Op, Variable
+from vmc.graph.type import TensorType
+
+from .basic import as_tensor_variable, weak_operand
+from .scalar import get_scalar_op
+
+
+class DimShuffle(Op):
+    """Reorder dims, insert broadcastable dims (``'x'``), drop dims known to be 1.
+
+    ``DimShuffle(input_ndim, (1, 'x', 0))``. The output is a view of the input.
+    """
+    __props__ = ("input_ndim", "new_order")
+    view_map = {0: [0]}
+
+    def __init__(self, input_ndim, new_order):
+        self.input_ndim = int(input_ndim)
+        self.new_order = tuple(new_order)
+        kept = [d for d in self.new_order if d != "x"]
+        if len(set(kept)) != len(kept) or any(not 0 <= d < self.input_ndim for d in kept):
+            raise ValueError(f"invalid dimshuffle pattern {self.new_order} "
+                             f"for a {self.input_ndim}-d input")
+        self.drop = tuple(d for d in range(self.input_ndim) if d not in kept)
+        self.transposition = tuple(kept)
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if x.type.ndim != self.input_ndim:
+            raise TypeError(f"DimShuffle{self.new_order} expects a {self.input_ndim}-d input, "
+                            f"got {x.type}")
+        for d in self.drop:
+            if x.type.shape[d] != 1:
+                raise ValueError(f"dimshuffle{self.new_order} drops dim {d} of {x.type}, "
+                                 f"which is not known to have length 1")
+        shape = tuple(1 if d == "x" else x.type.shape[d] for d in self.new_order)
+        return Apply(self, [x], [TensorType(x.type.dtype, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        (s,) = shapes
+        return [tuple(1 if d == "x" else s[d] for d in self.new_order)]
+
+    def pullback(self, inputs, outputs, grads):
+        (x,), (g,) = inputs, grads
+        # Sum over the inserted dims, then put the kept dims back in order.
+        added = tuple(i for i, d in enumerate(self.new_order) if d == "x")
+        from .math import sum as vsum
+        if added:
+            g = vsum(g, axis=added)
+        order = [None] * self.input_ndim
+        for pos, d in enumerate(self.transposition):
+            order[d] = pos
+        pattern = tuple("x" if o is None else o for o in order)
+        return [DimShuffle(g.type.ndim, pattern)(g)]
+
+    def __str__(self):
+        return f"DimShuffle{{{','.join(map(str, self.new_order))}}}"
+
+
+def dimshuffle(x, pattern):
+    x = as_tensor_variable(x)
+    pattern = tuple(pattern)
+    if pattern == tuple(range(x.type.ndim)):
+        return x
+    return DimShuffle(x.type.ndim, pattern)(x)
+
+
+def _broadcast_shape(types, opname):
+    ndim = types[0].ndim
+    shape = []
+    for d in range(ndim):
+        dims = [t.shape[d] for t in types]
+        known = {s for s in dims if s is not None and s != 1}
+        if len(known) > 1:
+            raise TypeError(f"{opname}: incompatible static shapes "
+                            f"{', '.join(str(t) for t in types)} (dim {d}: {sorted(known)})")
+        if known:
+            shape.append(known.pop())
+        elif all(s == 1 for s in dims):
+            shape.append(1)
+        else:
+            shape.append(None)
+    return tuple(shape)
+
+
+class Elemwise(Op):
+    """Apply ``scalar_op`` elementwise, broadcasting dims known to be 1."""
+    __props__ = ("scalar_op",)
+
+    def __init__(self, scalar_op):
+        self.scalar_op = scalar_op
+
+    def make_node(self, *inputs):
+        if len(inputs) != self.scalar_op.nin:
+            raise TypeError(f"{self} takes {self.scalar_op.nin} inputs, got {len(inputs)}")
+        tensors = [i for i in inputs if isinstance(i, Variable)]
+        dtypes = [as_tensor_variable(t).type.dtype for t in tensors]
+        inputs = [weak_operand(i, dtypes) if not isinstance(i, Variable) else
+                  as_tensor_variable(i) for i in inputs]
+        ndim = max(i.type.ndim for i in inputs)
+        inputs = [i if i.type.ndim == ndim else
+                  DimShuffle(i.type.ndim, ("x",) * (ndim - i.type.ndim)
+                             + tuple(range(i.type.ndim)))(i) for i in inputs]
+        shape = _broadcast_shape([i.type for i in inputs], str(self))
+        dtype = self.scalar_op.output_dtype([i.type.dtype for i in inputs])
+        return Apply(self, inputs, [TensorType(dtype, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        out = []
+        for d in range(node.outputs[0].type.ndim):
+            cands = [s[d] for s, i in zip(shapes, node.inputs) if i.type.shape[d] != 1]
+            out.append(cands[0] if cands else 1)
+        return [tuple(out)]
+
+    def pullback(self, inputs, outputs, grads):
+        if self.scalar_op.grad is None:
+            return [None] * len(inputs)
+        gs = self.scalar_op.grad(inputs, outputs[0], grads[0])
+        return [None if g is None or not hasattr(g, "type") else _unbroadcast(g, x)
+                for g, x in zip(gs, inputs)]
+
+    def __str__(self):
+        return str(self.scalar_op)
+
+
+def _unbroadcast(g, x):
+    """Sum ``g`` over the dims that ``x`` broadcast along, to ``x``'s shape."""
+    if g.type.ndim > x.type.ndim:
+        from .math import sum as vsum
+        g = vsum(g, axis=tuple(range(g.type.ndim - x.type.ndim)))
+    axes = tuple(d for d, (a, b) in enumerate(zip(x.type.shape, g.type.shape))
+                 if a == 1 and b != 1)
+    if axes:
+        from .math import sum as vsum
+        g = vsum(g, axis=axes, keepdims=True)
+    if g.type.dtype != x.type.dtype and x.type.dtype.startswith("float"):
+        g = cast(g, x.type.dtype)
+    return g
+
+
+def elemwise_fn(name):
+    op = Elemwise(get_scalar_op(name))
+
+    def fn(*args):
+        return op(*args)
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise {name}, with NumPy broadcasting and dtype rules."
+    return fn
+
+
+add = elemwise_fn("add")
+sub = elemwise_fn("sub")
+mul = elemwise_fn("mul")
+true_div = elemwise_fn("true_div")
+int_div = elemwise_fn("int_div")
+mod = elemwise_fn("mod")
+pow = elemwise_fn("pow")
+maximum = elemwise_fn("maximum")
+minimum = elemwise_fn("minimum")
+arctan2 = elemwise_fn("arctan2")
+neg = elemwise_fn("neg")
+abs = elemwise_fn("abs")
+sign = elemwise_fn("sign")
+exp = elemwise_fn("exp")
+log = elemwise_fn("log")
+log1p = elemwise_fn("log1p")
+expm1 = elemwise_fn("expm1")
+log2 = elemwise_fn("log2")
+log10 = elemwise_fn("log10")
+sqrt = elemwise_fn("sqrt")
+sqr = elemwise_fn("sqr")
+reciprocal = elemwise_fn("reciprocal")
+tanh = elemwise_fn("tanh")
+sigmoid = elemwise_fn("sigmoid")
+softplus = elemwise_fn("softplus")
+sin, cos, tan = elemwise_fn("sin"), elemwise_fn("cos"), elemwise_fn("tan")
+arcsin, arccos, arctan = elemwise_fn("arcsin"), elemwise_fn("arccos"), elemwise_fn("arctan")
+sinh, cosh, arcsinh = elemwise_fn("sinh"), elemwise_fn("cosh"), elemwise_fn("arcsinh")
+erf, erfc, erfinv = elemwise_fn("erf"), elemwise_fn("erfc"), elemwise_fn("erfinv")
+gammaln, psi = elemwise_fn("gammaln"), elemwise_fn("psi")
+floor, ceil = elemwise_fn("floor"), elemwise_fn("ceil")
+round = elemwise_fn("round")
+switch = elemwise_fn("switch")
+eq, neq = elemwise_fn("eq"), elemwise_fn("neq")
+lt, le, gt, ge = elemwise_fn("lt"), elemwise_fn("le"), elemwise_fn("gt"), elemwise_fn("ge")
+and_, or_, xor = elemwise_fn("and"), elemwise_fn("or"), elemwise_fn("xor")
+invert = elemwise_fn("invert")
+isnan, isinf = elemwise_fn("isnan"), elemwise_fn("isinf")
+tensor_copy = elemwise_fn("identity")
+where = switch
+bitwise_and, bitwise_or, bitwise_xor, bitwise_not = and_, or_, xor, invert
+logical_and, logical_or, logical_xor, logical_not = and_, or_, xor, invert
+true_divide, floor_divide, power, negative = true_div, int_div, pow, neg
+
+
+def clip(x, lo, hi):
+    return Elemwise(get_scalar_op("clip"))(x, lo, hi)
+
+
+def cast(x, dtype):
+    """``x`` as ``dtype`` (a no-op when it already is)."""
+    dtype = config.floatX if dtype == "floatX" else str(np.dtype(dtype))
+    x = as_tensor_variable(x)
+    if x.type.dtype == dtype:
+        return x
+    return Elemwise(get_scalar_op("cast", dtype))(x)

@@ -1,0 +1,285 @@
+"""Reductions and matrix products."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from vmc.graph.basic import Apply, Op
+from vmc.graph.type import TensorType
+
+from .basic import as_tensor_variable, constant
+from .elemwise import (DimShuffle, cast, dimshuffle, eq, exp, isinf, log, sqrt, sqr, switch)
+
+
+def normalize_axis(axis, ndim, opname="reduction"):
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{opname}: axis {a} is out of range for a {ndim}-d tensor")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{opname}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+_REDUCE_IMPL = {"add": np.sum, "mul": np.prod, "maximum": np.max, "minimum": np.min,
+                "and": np.all, "or": np.any}
+_REDUCE_NAMES = {"add": "Sum", "mul": "Prod", "maximum": "Max", "minimum": "Min",
+                 "and": "All", "or": "Any"}
+
+
+class CAReduce(Op):
+    """Reduce over ``axis`` (a sorted tuple) with a commutative, associative op."""
+    __props__ = ("scalar_name", "axis")
+
+    def __init__(self, scalar_name, axis):
+        self.scalar_name = scalar_name
+        self.axis = tuple(axis)
+
+    @property
+    def impl(self):
+        return _REDUCE_IMPL[self.scalar_name]
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if builtins.any(a >= x.type.ndim for a in self.axis):
+            raise ValueError(f"{self}: axis out of range for {x.type}")
+        if self.scalar_name in ("and", "or"):
+            dtype = "bool"
+        else:
+            dtype = str(np.asarray(self.impl(np.ones(1, x.type.dtype))).dtype)
+        shape = tuple(s for d, s in enumerate(x.type.shape) if d not in self.axis)
+        return Apply(self, [x], [TensorType(dtype, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        return [tuple(s for d, s in enumerate(shapes[0]) if d not in self.axis)]
+
+    def pullback(self, inputs, outputs, grads):
+        (x,), (out,), (g,) = inputs, outputs, grads
+        if self.scalar_name in ("and", "or"):
+            return [None]
+        g_full = _expand_to(g, x, self.axis)
+        if self.scalar_name == "add":
+            return [g_full]
+        out_full = _expand_to(out, x, self.axis)
+        if self.scalar_name == "mul":
+            return [g_full * out_full / x]
+        return [g_full * eq(x, out_full)]          # max/min: to the arg(s) of the extremum
+
+    def __str__(self):
+        name = _REDUCE_NAMES[self.scalar_name]
+        return f"{name}{{axis={self.axis}}}"
+
+
+def _expand_to(g, x, axes):
+    """Broadcast ``g`` (``x`` reduced over ``axes``) back to ``x``'s shape."""
+    from .shape import alloc_like
+    pattern, k = [], 0
+    for d in range(x.type.ndim):
+        if d in axes:
+            pattern.append("x")
+        else:
+            pattern.append(k)
+            k += 1
+    return alloc_like(DimShuffle(g.type.ndim, pattern)(g), x)
+
+
+def _reduce(name, x, axis, keepdims, dtype=None):
+    x = as_tensor_variable(x)
+    axes = normalize_axis(axis, x.type.ndim, _REDUCE_NAMES[name].lower())
+    if dtype is not None:
+        x = cast(x, dtype)
+    out = CAReduce(name, axes)(x) if axes else x
+    if not axes and name in ("and", "or"):
+        out = cast(x, "bool")
+    return _keep(out, x.type.ndim, axes) if keepdims else out
+
+
+def _keep(out, ndim, axes):
+    pattern, k = [], 0
+    for d in range(ndim):
+        if d in axes:
+            pattern.append("x")
+        else:
+            pattern.append(k)
+            k += 1
+    return dimshuffle(out, pattern)
+
+
+def sum(x, axis=None, keepdims=False, dtype=None):
+    return _reduce("add", x, axis, keepdims, dtype)
+
+
+def prod(x, axis=None, keepdims=False, dtype=None):
+    return _reduce("mul", x, axis, keepdims, dtype)
+
+
+def max(x, axis=None, keepdims=False):
+    return _reduce("maximum", x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    return _reduce("minimum", x, axis, keepdims)
+
+
+def all(x, axis=None, keepdims=False):
+    return _reduce("and", x, axis, keepdims)
+
+
+def any(x, axis=None, keepdims=False):
+    return _reduce("or", x, axis, keepdims)
+
+
+def _count(x, axes):
+    from .shape import shape_i
+    n = None
+    for a in axes:
+        s = shape_i(x, a)
+        n = s if n is None else n * s
+    return constant(1, dtype="int64") if n is None else n
+
+
+def mean(x, axis=None, keepdims=False, dtype=None):
+    x = as_tensor_variable(x)
+    axes = normalize_axis(axis, x.type.ndim, "mean")
+    s = sum(x, axis=axes, keepdims=keepdims, dtype=dtype)
+    fdtype = s.type.dtype if s.type.dtype.startswith("float") else "float64"
+    return cast(s, fdtype) / cast(_count(x, axes), fdtype)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    x = as_tensor_variable(x)
+    axes = normalize_axis(axis, x.type.ndim, "var")
+    centered = x - mean(x, axis=axes, keepdims=True)
+    ss = sum(sqr(centered), axis=axes, keepdims=keepdims)
+    n = cast(_count(x, axes), ss.type.dtype)
+    return ss / (n - ddof) if ddof else ss / n
+
+
+def std(x, axis=None, keepdims=False, ddof=0):
+    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x)))`` computed without overflow: shift by the max."""
+    x = as_tensor_variable(x)
+    axes = normalize_axis(axis, x.type.ndim, "logsumexp")
+    m = max(x, axis=axes, keepdims=True)
+    m = switch(isinf(m), 0, m)
+    out = log(sum(exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else _drop(out, x.type.ndim, axes)
+
+
+def _drop(x, ndim, axes):
+    return dimshuffle(x, [d for d in range(ndim) if d not in axes])
+
+
+class Argmax(Op):
+    """Index of the max (``kind="max"``) or min along one axis, or of the flat array."""
+    __props__ = ("kind", "axis")
+
+    def __init__(self, kind, axis):
+        self.kind, self.axis = kind, axis
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        shape = () if self.axis is None else tuple(
+            s for d, s in enumerate(x.type.shape) if d != self.axis)
+        return Apply(self, [x], [TensorType("int64", shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        if self.axis is None:
+            return [()]
+        return [tuple(s for d, s in enumerate(shapes[0]) if d != self.axis)]
+
+    def pullback(self, inputs, outputs, grads):
+        return [None]
+
+    def __str__(self):
+        return f"Arg{self.kind}{{axis={self.axis}}}"
+
+
+def _arg(kind, x, axis, keepdims):
+    x = as_tensor_variable(x)
+    if axis is not None:
+        (axis,) = normalize_axis(axis, x.type.ndim, f"arg{kind}")
+    out = Argmax(kind, axis)(x)
+    if keepdims:
+        out = _keep(out, x.type.ndim, tuple(range(x.type.ndim)) if axis is None else (axis,))
+    return out
+
+
+def argmax(x, axis=None, keepdims=False):
+    return _arg("max", x, axis, keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    return _arg("min", x, axis, keepdims)
+
+
+# -- products ------------------------------------------------------------------
+class Dot(Op):
+    """``np.dot`` of vectors and matrices (each input 1-d or 2-d)."""
+    __props__ = ()
+
+    def make_node(self, x, y):
+        x, y = as_tensor_variable(x), as_tensor_variable(y)
+        if x.type.ndim not in (1, 2) or y.type.ndim not in (1, 2):
+            raise TypeError(f"dot: expected vectors or matrices, got {x.type} and {y.type}; "
+                            f"use vt.tensordot or vt.matmul for higher ranks")
+        kx, ky = x.type.shape[-1], y.type.shape[0]
+        if kx is not None and ky is not None and kx != ky:
+            raise TypeError(f"dot: inner dimensions differ: {x.type} and {y.type}")
+        shape = x.type.shape[:-1] + y.type.shape[1:]
+        dtype = np.result_type(x.type.dtype, y.type.dtype).name
+        return Apply(self, [x, y], [TensorType(dtype, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        return [tuple(shapes[0][:-1]) + tuple(shapes[1][1:])]
+
+    def pullback(self, inputs, outputs, grads):
+        (x, y), (g,) = inputs, grads
+        nx, ny = x.type.ndim, y.type.ndim
+        if nx == 2 and ny == 2:
+            gx, gy = dot(g, y.T), dot(x.T, g)
+        elif nx == 2 and ny == 1:
+            gx, gy = outer(g, y), dot(g, x)
+        elif nx == 1 and ny == 2:
+            gx, gy = dot(y, g), outer(x, g)
+        else:
+            gx, gy = g * y, g * x
+        return [gx, gy]
+
+
+_dot = Dot()
+
+
+def dot(x, y):
+    """``np.dot`` for vectors and matrices; a scalar operand multiplies."""
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    if x.type.ndim == 0 or y.type.ndim == 0:
+        return x * y
+    return _dot(x, y)
+
+
+def outer(x, y):
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    from .shape import flatten
+    if x.type.ndim != 1:
+        x = flatten(x)
+    if y.type.ndim != 1:
+        y = flatten(y)
+    return dimshuffle(x, (0, "x")) * dimshuffle(y, ("x", 0))
+
+
+def transpose(x, axes=None):
+    x = as_tensor_variable(x)
+    if axes is None:
+        axes = tuple(reversed(range(x.type.ndim)))
+    return dimshuffle(x, tuple(int(a) % builtins.max(x.type.ndim, 1) for a in axes))

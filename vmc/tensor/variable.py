@@ -1,0 +1,194 @@
+"""Tensor variables: the NumPy-like operators and methods on graph variables.
+
+``==`` stays identity (variables are dict keys); use ``vt.eq`` for the
+elementwise comparison, as in Theano.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from vmc.graph.basic import Constant, SharedVariable, Variable
+from vmc.graph.type import TensorType
+
+
+def _t():
+    # The vocabulary is imported lazily: it imports this module.
+    import vmc.tensor as vt
+    return vt
+
+
+class _TensorOps:
+    __slots__ = ()
+
+    # -- metadata ------------------------------------------------------------
+    @property
+    def ndim(self):
+        return self.type.ndim
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def broadcastable(self):
+        return self.type.broadcastable
+
+    @property
+    def shape(self):
+        return _t().shape(self)
+
+    @property
+    def size(self):
+        return _t().prod(self.shape)
+
+    @property
+    def T(self):
+        return _t().transpose(self)
+
+    def _as_like(self, value):
+        return _t().as_tensor_variable(value, dtype=self.type.dtype)
+
+    # -- arithmetic ----------------------------------------------------------
+    def __add__(self, o): return _t().add(self, o)
+    def __radd__(self, o): return _t().add(o, self)
+    def __sub__(self, o): return _t().sub(self, o)
+    def __rsub__(self, o): return _t().sub(o, self)
+    def __mul__(self, o): return _t().mul(self, o)
+    def __rmul__(self, o): return _t().mul(o, self)
+    def __truediv__(self, o): return _t().true_div(self, o)
+    def __rtruediv__(self, o): return _t().true_div(o, self)
+    def __floordiv__(self, o): return _t().int_div(self, o)
+    def __rfloordiv__(self, o): return _t().int_div(o, self)
+    def __mod__(self, o): return _t().mod(self, o)
+    def __rmod__(self, o): return _t().mod(o, self)
+    def __pow__(self, o): return _t().pow(self, o)
+    def __rpow__(self, o): return _t().pow(o, self)
+    def __neg__(self): return _t().neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _t().abs(self)
+    def __matmul__(self, o): return _t().matmul(self, o)
+    def __rmatmul__(self, o): return _t().matmul(o, self)
+
+    # -- comparisons and logic -----------------------------------------------
+    def __lt__(self, o): return _t().lt(self, o)
+    def __le__(self, o): return _t().le(self, o)
+    def __gt__(self, o): return _t().gt(self, o)
+    def __ge__(self, o): return _t().ge(self, o)
+    def __and__(self, o): return _t().and_(self, o)
+    def __rand__(self, o): return _t().and_(o, self)
+    def __or__(self, o): return _t().or_(self, o)
+    def __ror__(self, o): return _t().or_(o, self)
+    def __xor__(self, o): return _t().xor(self, o)
+    def __rxor__(self, o): return _t().xor(o, self)
+    def __invert__(self): return _t().invert(self)
+
+    def __bool__(self):
+        raise TypeError("a symbolic variable has no truth value; use vmc.ifelse.ifelse "
+                        "for a lazy conditional or vt.switch for an elementwise one")
+
+    def __iter__(self):
+        raise TypeError("cannot iterate over a symbolic tensor; index it, or use vmc.scan")
+
+    def __len__(self):
+        raise TypeError("len() of a symbolic tensor is unknown; use x.shape[0]")
+
+    # -- indexing ------------------------------------------------------------
+    def __getitem__(self, idx):
+        return _t().getitem(self, idx)
+
+    # -- methods -------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False, dtype=None):
+        return _t().sum(self, axis=axis, keepdims=keepdims, dtype=dtype)
+
+    def mean(self, axis=None, keepdims=False):
+        return _t().mean(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return _t().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis=None, keepdims=False, ddof=0):
+        return _t().std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def max(self, axis=None, keepdims=False):
+        return _t().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _t().min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return _t().prod(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        return _t().argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        return _t().argmin(self, axis=axis, keepdims=keepdims)
+
+    def any(self, axis=None, keepdims=False):
+        return _t().any(self, axis=axis, keepdims=keepdims)
+
+    def all(self, axis=None, keepdims=False):
+        return _t().all(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape, ndim=None):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return _t().reshape(self, shape, ndim=ndim)
+
+    def flatten(self, ndim=1):
+        return _t().flatten(self, ndim)
+
+    def dimshuffle(self, *pattern):
+        if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
+            pattern = pattern[0]
+        return _t().dimshuffle(self, pattern)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = axes[0]
+        return _t().transpose(self, axes or None)
+
+    def astype(self, dtype):
+        return _t().cast(self, dtype)
+
+    def dot(self, other):
+        return _t().dot(self, other)
+
+    def clip(self, lo, hi):
+        return _t().clip(self, lo, hi)
+
+    def squeeze(self, axis=None):
+        return _t().squeeze(self, axis)
+
+    def zeros_like(self, dtype=None):
+        return _t().zeros_like(self, dtype=dtype)
+
+    def ones_like(self, dtype=None):
+        return _t().ones_like(self, dtype=dtype)
+
+    def nonzero(self):
+        return _t().nonzero(self)
+
+    def repeat(self, repeats, axis=None):
+        return _t().repeat(self, repeats, axis)
+
+    def copy(self, name=None):
+        out = _t().tensor_copy(self)
+        out.name = name
+        return out
+
+
+class TensorVariable(_TensorOps, Variable):
+    __slots__ = ()
+
+
+class TensorConstant(_TensorOps, Constant):
+    __slots__ = ()
+
+
+class TensorSharedVariable(_TensorOps, SharedVariable):
+    __slots__ = ()
+
+
+TensorType.variable_class = TensorVariable
+TensorType.constant_class = TensorConstant

@@ -1,0 +1,54 @@
+"""How ops run on the CPU: thunk factories registered by op type.
+
+A factory is ``factory(node, destroyable) -> callable``: the callable takes the
+input values and returns the output value (a tuple for several outputs).
+``destroyable`` is the set of input positions whose buffers die at this node
+and that nothing else can observe (the scheduler guarantees it); a factory
+may write its output there (``out=``) when shape and dtype allow.
+
+Factories are looked up along the op class's MRO, so a subclass inherits its
+parent's thunk. The CPU, the GPU and scan register their own without
+touching op classes.
+"""
+from __future__ import annotations
+
+PY_THUNKS = {}
+
+
+def register(*op_classes):
+    def deco(factory):
+        for cls in op_classes:
+            PY_THUNKS[cls] = factory
+        return factory
+    return deco
+
+
+def py_thunk(node, destroyable=frozenset()):
+    for cls in type(node.op).__mro__:
+        factory = PY_THUNKS.get(cls)
+        if factory is not None:
+            return factory(node, destroyable)
+    raise NotImplementedError(f"no CPU thunk is registered for {type(node.op).__name__}")
+
+
+# C thunk builders: each takes the list of (pc, node, destroyable) that it may
+# handle and returns {pc: CThunk} for those it built. Builders see all nodes of
+# a function at once so generated kernels compile together into one module.
+C_BUILDERS = []
+
+
+def register_c_builder(builder):
+    C_BUILDERS.append(builder)
+    return builder
+
+
+def c_thunks_for(code, destroy):
+    from vmc.compile.program import THUNK
+    items = [(pc, ins.node, destroy.get(pc, frozenset()))
+             for pc, ins in enumerate(code) if ins.kind == THUNK]
+    built = {}
+    for builder in C_BUILDERS:
+        todo = [it for it in items if it[0] not in built]
+        if todo:
+            built.update(builder(todo))
+    return built

@@ -24,8 +24,9 @@ class ProfileStats:
             if counts[pc] == 0 and times[pc] == 0:
                 continue
             label = f.program.labels[pc] if pc < len(f.program.labels) else "?"
-            kind = "C" if type(f.program.thunks[f.program.thunk[pc]]).__name__ == "CThunk" \
-                if f.program.thunk[pc] >= 0 else "-" else "Py"
+            t = f.program.thunk[pc]
+            kind = "-" if t < 0 else (
+                "C" if type(f.program.thunks[t]).__name__ == "CThunk" else "Py")
             cls = type(node.op).__name__ if node is not None else "?"
             rows.append((pc, label, cls, int(times[pc]), int(counts[pc]), kind))
         return rows

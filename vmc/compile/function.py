@@ -158,6 +158,9 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile
 
 
 def _compile(spec):
+    if config.device == "cuda":
+        from vmc.gpu import require_gpu
+        require_gpu()
     timings = {}
     t0 = time.perf_counter()
     fgraph, update_pairs = _prepare(spec)

@@ -84,6 +84,9 @@ def verify_grad(fn, points, n_tests=2, rng=None, eps=None, abs_tol=None, rel_tol
         for k, p in enumerate(points):
             num = _numeric_grad(f_cost, points, k, eps)
             sym = np.asarray(symbolic[k], dtype=np.float64)
+            if sym.shape != num.shape:
+                raise GradientError(f"verify_grad: the gradient of input {k} has shape "
+                                    f"{sym.shape}, expected {num.shape}")
             err = np.abs(sym - num)
             tol = abs_tol + rel_tol * np.abs(num)
             if not np.all(err <= tol):

@@ -235,7 +235,7 @@ def _schedule(fgraph, spec, update_pairs):
     for k in range(n_out):
         o = fgraph.outputs[k]
         if any(isinstance(r, (Constant, SharedVariable)) for r in roots.get(o, ())):
-            fgraph.replace(o, tensor_copy(o), reason="output copy", check_type=False)
+            _replace_output(fgraph, k, tensor_copy(o))
     order = fgraph.toposort()
     outputs = list(fgraph.outputs)
     user_outs = outputs[:n_out]
@@ -262,6 +262,16 @@ def _schedule(fgraph, spec, update_pairs):
     return program, node_of_pc
 
 
+def _replace_output(fgraph, k, new):
+    """Make output ``k`` of ``fgraph`` read ``new`` (whose graph reads the old
+    output), leaving the other readers of the old output alone."""
+    old = fgraph.outputs[k]
+    fgraph._import(new)
+    fgraph.clients[old].remove(("output", k))
+    fgraph.clients[new].append(("output", k))
+    fgraph.outputs[k] = new
+
+
 def _inplace_update_nodes(fgraph, update_pairs, user_outs):
     """Nodes computing a shared variable's new value that may write it into
     the old value's buffer: map node -> the shared variable."""
@@ -273,8 +283,10 @@ def _inplace_update_nodes(fgraph, update_pairs, user_outs):
             continue
         if len(fgraph.clients[new]) != 1 or node in late:
             continue
-        if new.type.dtype != s.type.dtype:
-            continue
+        if any(fgraph.clients[o] for o in node.outputs if o is not new):
+            continue    # its other outputs are read by earlier nodes: it cannot go last
+        if getattr(new.type, "dtype", None) is None or new.type.dtype != s.type.dtype:
+            continue    # only tensors are written into the old value's buffer
         late[node] = s
     return late
 

@@ -1,0 +1,92 @@
+# Declarations of the Cython VM (vmc/_vm.pyx). See vmc/compile/program.py for
+# the Program it executes and vmc/compile/pyvm.py for the reference semantics.
+from cpython.ref cimport PyObject
+from libc.stdint cimport int64_t
+
+cdef extern from "Python.h":
+    ctypedef PyObject *(*vectorcallfunc)(PyObject *callable, PyObject **args,
+                                         size_t nargsf, PyObject *kwnames)
+
+cdef extern from "thunks/vmc_thunk.h":
+    # The one C thunk ABI: 0 on success, -1 with a Python exception set.
+    ctypedef int (*vmc_thunk_fn)(void *ctx, PyObject **regs,
+                                 const int *ins, const int *outs) noexcept
+
+
+# One instruction, flattened so that the hot loop reads a single struct.
+ctypedef struct Instr:
+    int kind            # THUNK, JUMP_IF_FALSE, JUMP or MOVE (program.py)
+    int n_in            # number of input registers
+    int n_out           # number of output registers
+    int n_free          # number of registers released after the instruction
+    Py_ssize_t target   # jump target (pc), -1 unless a jump
+    const int *ins      # -> VM.index_buf: the input register numbers
+    const int *outs     # -> VM.index_buf: the output register numbers
+    const int *frees    # -> VM.index_buf: the registers to release
+    vmc_thunk_fn cfn    # C thunk entry point, NULL for a Python thunk
+    void *ctx           # C thunk private data (may be NULL)
+    PyObject *pyfn      # Python thunk (borrowed: VM._thunks holds it), else NULL
+
+
+# What __call__ checks one argument against (set_input_specs).
+ctypedef struct InputSpec:
+    PyObject *descr       # expected numpy dtype (borrowed: VM._spec_keep holds it)
+    int type_num          # descr.num, for dtypes equal to descr but not identical
+    int ndim              # expected number of dimensions
+    const Py_ssize_t *shape  # ndim entries, -1 where the size is not static
+    PyObject *filter      # filter(value) -> checked value (borrowed, as descr)
+
+
+cdef class VM:
+    cdef vectorcallfunc vectorcall  # PEP 590 entry of calls (the type's vectorcall offset)
+    # --- the program, copied into C arrays at construction ---
+    cdef readonly object program    # the Program this VM runs (never read in the loop)
+    cdef Instr *instrs              # n_instr instructions
+    cdef Py_ssize_t n_instr
+    cdef int *index_buf             # ins, outs and frees of all instructions
+    cdef object _thunks             # list: keeps Python thunks and CThunks alive
+    cdef object _consts             # list: keeps constant values alive
+    cdef object _cells              # list: keeps shared and update cells alive
+
+    # --- storage ---
+    cdef PyObject **regs            # register file: owned references or NULL (= None)
+    cdef Py_ssize_t n_regs
+    cdef PyObject **argbuf          # 1 + max n_in slots: vectorcall stack for Python thunks
+    cdef readonly Py_ssize_t n_inputs
+    cdef int *input_regs            # where argument i is stored
+    cdef readonly Py_ssize_t n_outputs
+    cdef int *output_regs           # registers read back as results
+    cdef Py_ssize_t n_clear
+    cdef int *clear_regs            # every non-constant register (cleared after a run)
+    cdef Py_ssize_t n_shared
+    cdef int *shared_regs           # loaded from shared_cells before each run
+    cdef PyObject **shared_cells    # one-element lists (borrowed: _cells holds them)
+    cdef Py_ssize_t n_updates
+    cdef int *update_regs           # committed into update_cells after a successful run
+    cdef PyObject **update_cells    # one-element lists (borrowed: _cells holds them)
+    cdef PyObject **update_old      # scratch: old cell values, released after the commit
+
+    # --- argument checks (__call__) ---
+    cdef InputSpec *specs           # n_inputs specs, NULL until set_input_specs
+    cdef Py_ssize_t *spec_shapes    # the shape entries that specs[i].shape point into
+    cdef object _spec_keep          # list: keeps spec dtypes and filters alive
+
+    # --- profiling and state ---
+    cdef object _times              # int64[n_instr] ns per instruction (numpy)
+    cdef object _counts             # int64[n_instr] executions per instruction (numpy)
+    cdef int64_t *times_ptr         # data of _times
+    cdef int64_t *counts_ptr        # data of _counts
+    cdef object _profile            # whatever was assigned to ``profile``
+    cdef bint profiling             # record times and counts (read once per run)
+    cdef public bint trust_input    # __call__ skips the argument checks
+    cdef public bint unpack_single  # __call__ returns outputs[0] instead of the list
+    cdef public Py_ssize_t failed_pc  # instruction that raised in the last run, else -1
+    cdef readonly object failed_inputs  # [(shape, dtype)] of that instruction's inputs
+    cdef bint running               # a run is in progress (re-entry is refused)
+
+    # --- internals, usable from Cython (e.g. a scan thunk driving an inner VM) ---
+    cdef int _load_args(self, PyObject **args, bint check) noexcept
+    cdef int _execute(self) noexcept
+    cdef object _collect(self, bint unpack)
+    cdef void _clear_regs(self) noexcept
+    cdef object _fail(self, bint handle)

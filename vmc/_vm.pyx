@@ -1,0 +1,778 @@
+"""The Cython VM: executes a ``vmc.compile.program.Program``.
+
+It means exactly what ``vmc.compile.pyvm.PyVM`` means (that file is the
+definition); this one is fast. The instruction arrays are copied into C
+structs at construction; the hot loop touches only those structs, the
+register file (a C array of ``PyObject*``) and the thunks' entry points.
+C thunks are called through their function pointer, Python thunks through
+``PyObject_Vectorcall`` on a stack of borrowed register pointers.
+
+Nothing from vmc is imported: the Program is read through its attributes.
+``__call__`` is the whole call path of a compiled function (argument checks,
+run, updates, outputs); ``vmc.compile`` subclasses VM in Python and overrides
+``_bind`` (keyword and default arguments) and ``_handle_error`` (messages).
+"""
+cimport cython
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.ref cimport PyObject, PyTypeObject
+from libc.stdint cimport int64_t
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+import numpy as np
+
+# Raw C-API declarations: the noexcept helpers below check results themselves,
+# so nothing here may carry a Cython exception clause.
+cdef extern from "Python.h":
+    size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+    PyObject *_vectorcall "PyObject_Vectorcall"(
+        PyObject *fn, PyObject **args, size_t nargsf, PyObject *kwnames) noexcept
+    void _incref "Py_INCREF"(PyObject *o) noexcept
+    void _decref "Py_DECREF"(PyObject *o) noexcept
+    void _xincref "Py_XINCREF"(PyObject *o) noexcept
+    void _xdecref "Py_XDECREF"(PyObject *o) noexcept
+    int _is_true_slow "PyObject_IsTrue"(PyObject *o) noexcept
+    PyObject *_err_occurred "PyErr_Occurred"() noexcept
+    void _err_set "PyErr_SetString"(PyObject *exc, const char *msg) noexcept
+    PyObject *_err_format "PyErr_Format"(PyObject *exc, const char *fmt, ...) noexcept
+    PyTypeObject *_type_of "Py_TYPE"(PyObject *o) noexcept
+    PyObject *_tuple_item "PyTuple_GET_ITEM"(PyObject *t, Py_ssize_t i) noexcept
+    Py_ssize_t _tuple_size "PyTuple_GET_SIZE"(PyObject *t) noexcept
+    PyObject *_list_new "PyList_New"(Py_ssize_t n) noexcept
+    PyObject *_list_item "PyList_GET_ITEM"(PyObject *l, Py_ssize_t i) noexcept
+    void _list_set "PyList_SET_ITEM"(PyObject *l, Py_ssize_t i, PyObject *v) noexcept
+    Py_ssize_t _list_size "PyList_GET_SIZE"(PyObject *l) noexcept
+    PyObject *_seq_fast "PySequence_Fast"(PyObject *o, const char *msg) noexcept
+    Py_ssize_t _seq_fast_size "PySequence_Fast_GET_SIZE"(PyObject *o) noexcept
+    PyObject **_seq_fast_items "PySequence_Fast_ITEMS"(PyObject *o) noexcept
+    Py_ssize_t _vectorcall_nargs "PyVectorcall_NARGS"(size_t nargsf) noexcept
+    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+    ctypedef struct _TypeSlots "PyTypeObject":
+        Py_ssize_t tp_vectorcall_offset
+        unsigned long tp_flags
+        void *tp_call
+
+# Just enough of numpy's C API for the argument fast path.
+cdef extern from "numpy/arrayobject.h":
+    ctypedef Py_ssize_t npy_intp
+    ctypedef struct PyArrayObject:
+        pass
+    ctypedef struct PyArray_Descr:
+        char byteorder
+        int type_num
+    PyTypeObject PyArray_Type
+    int NPY_CLONGDOUBLE
+    int _np_ndim "PyArray_NDIM"(PyArrayObject *a) noexcept
+    npy_intp *_np_dims "PyArray_DIMS"(PyArrayObject *a) noexcept
+    PyArray_Descr *_np_descr "PyArray_DESCR"(PyArrayObject *a) noexcept
+    bint _np_native "PyArray_ISNBO"(char byteorder) noexcept
+    int _import_array() except -1
+
+_import_array()
+
+# Instruction kinds, as in vmc/compile/program.py (not imported: see module doc).
+cdef enum:
+    THUNK = 0
+    JUMP_IF_FALSE = 1
+    JUMP = 2
+    MOVE = 3
+
+
+# ---------------------------------------------------------------- hot helpers
+
+cdef inline int64_t _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline void _setreg(PyObject **regs, int r, PyObject *v) noexcept:
+    """Store the new reference ``v`` into ``regs[r]``, releasing the old value."""
+    cdef PyObject *old = regs[r]
+    regs[r] = v
+    _xdecref(old)
+
+
+cdef inline int _truth(PyObject *v) noexcept:
+    """1, 0, or -1 with an exception set; an empty register reads as None."""
+    if v == NULL or v == <PyObject*>None or v == <PyObject*>False:
+        return 0
+    if v == <PyObject*>True:
+        return 1
+    return _is_true_slow(v)
+
+
+cdef int _unpack(const Instr *ins, PyObject **regs, PyObject *res) noexcept:
+    """Store the values of a multi-output Python thunk's result (stolen)."""
+    cdef PyObject *seq = _seq_fast(res, "a thunk with several outputs must return a tuple")
+    cdef PyObject **items
+    cdef Py_ssize_t k, n
+    _decref(res)
+    if seq == NULL:
+        return -1
+    n = _seq_fast_size(seq)
+    if n != ins.n_out:
+        _decref(seq)
+        _err_format(<PyObject*>ValueError,
+                    "thunk returned %zd values for %d outputs", n, ins.n_out)
+        return -1
+    items = _seq_fast_items(seq)
+    for k in range(n):
+        _incref(items[k])
+        _setreg(regs, ins.outs[k], items[k])
+    _decref(seq)
+    return 0
+
+
+cdef inline int _call_python(const Instr *ins, PyObject **regs,
+                             PyObject **argbuf) noexcept:
+    """Call a Python thunk on borrowed register values (slot 0 of argbuf is
+    left free so that callees may use PY_VECTORCALL_ARGUMENTS_OFFSET)."""
+    cdef int k
+    cdef PyObject *v
+    for k in range(ins.n_in):
+        v = regs[ins.ins[k]]
+        argbuf[k + 1] = v if v != NULL else <PyObject*>None
+    v = _vectorcall(ins.pyfn, argbuf + 1,
+                    <size_t>ins.n_in | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+    if v == NULL:
+        return -1
+    if ins.n_out == 1:
+        _setreg(regs, ins.outs[0], v)
+        return 0
+    if ins.n_out == 0:
+        _decref(v)
+        return 0
+    return _unpack(ins, regs, v)
+
+
+cdef int _failed(VM vm, Py_ssize_t pc) noexcept:
+    vm.failed_pc = pc
+    if _err_occurred() == NULL:
+        _err_set(<PyObject*>SystemError,
+                 "a C thunk returned an error without setting an exception")
+    return -1
+
+
+cdef int _run_loop(VM vm) noexcept:
+    """Execute the instructions; 0, or -1 with an exception set and
+    ``vm.failed_pc`` naming the instruction."""
+    cdef PyObject **regs = vm.regs
+    cdef const Instr *ins
+    cdef Py_ssize_t pc = 0, nxt, n = vm.n_instr
+    cdef bint prof = vm.profiling, release
+    cdef int64_t t0 = 0, t1
+    cdef int k, rc
+    cdef PyObject *v
+    if prof:
+        t0 = _now_ns()
+    while pc < n:
+        ins = &vm.instrs[pc]
+        nxt = pc + 1
+        release = True
+        if ins.kind == THUNK:
+            if ins.cfn != NULL:
+                rc = ins.cfn(ins.ctx, regs, ins.ins, ins.outs)
+            else:
+                rc = _call_python(ins, regs, vm.argbuf)
+            if rc != 0:
+                return _failed(vm, pc)
+        elif ins.kind == JUMP_IF_FALSE:
+            rc = _truth(regs[ins.ins[0]])
+            if rc < 0:
+                return _failed(vm, pc)
+            if rc:
+                release = False     # the block runs and frees its own registers
+            else:
+                nxt = ins.target
+        elif ins.kind == JUMP:
+            nxt = ins.target
+        else:  # MOVE
+            v = regs[ins.ins[0]]
+            _xincref(v)
+            _setreg(regs, ins.outs[0], v)
+        if release:
+            for k in range(ins.n_free):
+                v = regs[ins.frees[k]]
+                if v != NULL:
+                    regs[ins.frees[k]] = NULL
+                    _decref(v)
+        if prof:
+            t1 = _now_ns()
+            vm.times_ptr[pc] += t1 - t0
+            vm.counts_ptr[pc] += 1
+            t0 = t1
+        pc = nxt
+    return 0
+
+
+cdef inline bint _fast_ok(PyObject *v, const InputSpec *spec) noexcept:
+    """An exact ndarray of the spec's dtype and rank whose static dims match."""
+    cdef PyArrayObject *a
+    cdef PyArray_Descr *d
+    cdef npy_intp *dims
+    cdef int k
+    if _type_of(v) != &PyArray_Type:
+        return False
+    a = <PyArrayObject*>v
+    d = _np_descr(a)
+    if <PyObject*>d != spec.descr:
+        # An equal dtype need not be the same object; builtin numeric types
+        # are equal when their number and (native) byte order are.
+        if (d.type_num != spec.type_num or spec.type_num > NPY_CLONGDOUBLE
+                or not _np_native(d.byteorder)):
+            return False
+    if _np_ndim(a) != spec.ndim:
+        return False
+    dims = _np_dims(a)
+    for k in range(spec.ndim):
+        if spec.shape[k] >= 0 and dims[k] != spec.shape[k]:
+            return False
+    return True
+
+
+cdef int _reraise() except -1:
+    """Propagate the exception already set by a noexcept helper."""
+    return -1
+
+
+# ------------------------------------------------------------- construction
+
+cdef int *_copy_ints(object values, Py_ssize_t *n, Py_ssize_t lo, Py_ssize_t hi,
+                     str what) except NULL:
+    """A PyMem copy of an int array, each entry checked to lie in [lo, hi)."""
+    cdef int[::1] src = np.ascontiguousarray(np.asarray(values).reshape(-1), np.intc)
+    cdef Py_ssize_t i, m = src.shape[0]
+    cdef int *dst = <int*>PyMem_Malloc((m + 1) * sizeof(int))
+    if dst == NULL:
+        raise MemoryError()
+    for i in range(m):
+        if src[i] < lo or src[i] >= hi:
+            PyMem_Free(dst)
+            raise ValueError(f"Program.{what}[{i}] = {src[i]} is outside [{lo}, {hi})")
+        dst[i] = src[i]
+    n[0] = m
+    return dst
+
+
+cdef int _set_thunk(Instr *ins, object thunk, Py_ssize_t pc) except -1:
+    """Point an instruction at a C thunk's entry point or a Python callable."""
+    fn = getattr(thunk, "fn", None)
+    if fn is not None and PyCapsule_IsValid(fn, "vmc_thunk"):
+        ins.cfn = <vmc_thunk_fn>PyCapsule_GetPointer(fn, "vmc_thunk")
+        ctx = getattr(thunk, "ctx", None)
+        if ctx is None:
+            ins.ctx = NULL
+        elif PyCapsule_IsValid(ctx, "vmc_ctx"):
+            ins.ctx = PyCapsule_GetPointer(ctx, "vmc_ctx")
+        else:
+            raise TypeError(f"instruction {pc}: C thunk ctx must be None or a "
+                            f"capsule named 'vmc_ctx', got {ctx!r}")
+    elif callable(thunk):
+        ins.pyfn = <PyObject*>thunk
+    else:
+        raise TypeError(f"instruction {pc}: thunk {thunk!r} is neither callable "
+                        f"nor a CThunk")
+    return 0
+
+
+cdef Py_ssize_t _slice(Py_ssize_t pc, str what, Py_ssize_t start, Py_ssize_t count,
+                       Py_ssize_t size) except -1:
+    if start < 0 or count < 0 or start + count > size:
+        raise ValueError(f"instruction {pc}: {what}[{start}:{start + count}] is "
+                         f"outside the {size} entries of Program.{what}")
+    return start
+
+
+cdef int _build_instrs(VM vm, p, Py_ssize_t n_regs) except -1:
+    """Copy the instruction arrays into vm.instrs and vm.index_buf, validating
+    every index so that the loop and C thunks never read out of bounds."""
+    cdef Py_ssize_t n_ins, n_outs, n_frees, total, pc, n, max_in = 0
+    cdef int *buf
+    cdef Instr *ins
+    cdef int[::1] kind, thunk, in_start, n_in, out_start, n_out
+    cdef int[::1] free_start, n_free, target
+    arrays = [np.ascontiguousarray(np.asarray(getattr(p, name)).reshape(-1), np.intc)
+              for name in ("kind", "thunk", "in_start", "n_in", "out_start", "n_out",
+                           "free_start", "n_free", "target")]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"Program instruction arrays differ in length ({n} kinds)")
+    kind, thunk, in_start, n_in, out_start, n_out, free_start, n_free, target = arrays
+    flat = np.concatenate([np.asarray(p.ins).reshape(-1), np.asarray(p.outs).reshape(-1),
+                           np.asarray(p.frees).reshape(-1)])
+    n_ins, n_outs, n_frees = len(p.ins), len(p.outs), len(p.frees)
+    vm.index_buf = buf = _copy_ints(flat, &total, 0, n_regs, "ins/outs/frees")
+    vm.instrs = <Instr*>PyMem_Calloc(n + 1, sizeof(Instr))
+    if vm.instrs == NULL:
+        raise MemoryError()
+    vm.n_instr = n
+    thunks = vm._thunks
+    for pc in range(n):
+        ins = &vm.instrs[pc]
+        ins.kind, ins.n_in, ins.n_out, ins.n_free = kind[pc], n_in[pc], n_out[pc], n_free[pc]
+        ins.target = target[pc]
+        ins.ins = buf + _slice(pc, "ins", in_start[pc], n_in[pc], n_ins)
+        ins.outs = buf + n_ins + _slice(pc, "outs", out_start[pc], n_out[pc], n_outs)
+        ins.frees = (buf + n_ins + n_outs
+                     + _slice(pc, "frees", free_start[pc], n_free[pc], n_frees))
+        max_in = max(max_in, ins.n_in)
+        if ins.kind == THUNK:
+            if not 0 <= thunk[pc] < len(thunks):
+                raise ValueError(f"instruction {pc}: thunk {thunk[pc]} is not in "
+                                 f"the table of {len(thunks)}")
+            _set_thunk(ins, thunks[thunk[pc]], pc)
+        elif ins.kind in (JUMP_IF_FALSE, JUMP):
+            if not 0 <= ins.target <= n:
+                raise ValueError(f"instruction {pc}: jump target {ins.target} "
+                                 f"is outside [0, {n}]")
+            if ins.kind == JUMP_IF_FALSE and ins.n_in < 1:
+                raise ValueError(f"instruction {pc}: jump_if_false needs a condition")
+        elif ins.kind == MOVE:
+            if ins.n_in < 1 or ins.n_out < 1:
+                raise ValueError(f"instruction {pc}: move needs an input and an output")
+        else:
+            raise ValueError(f"instruction {pc}: unknown kind {ins.kind}")
+    vm.argbuf = <PyObject**>PyMem_Calloc(max_in + 2, sizeof(PyObject*))
+    if vm.argbuf == NULL:
+        raise MemoryError()
+    return 0
+
+
+cdef int _build_cells(VM vm, p, Py_ssize_t n_regs) except -1:
+    """Shared cells (read before each run) and update cells (written after)."""
+    cdef Py_ssize_t i
+    shared, updates = list(p.shared_cells), list(p.update_cells)
+    for what, cells in (("shared_cells", shared), ("update_cells", updates)):
+        for i, cell in enumerate(cells):
+            if type(cell) is not list or len(cell) != 1:
+                raise TypeError(f"Program.{what}[{i}] must be a one-element list, "
+                                f"got {cell!r}")
+    vm._cells = shared + updates
+    vm.shared_regs = _copy_ints(p.shared_regs, &vm.n_shared, 0, n_regs, "shared_regs")
+    vm.update_regs = _copy_ints(p.update_regs, &vm.n_updates, 0, n_regs, "update_regs")
+    if vm.n_shared != len(shared) or vm.n_updates != len(updates):
+        raise ValueError("Program: shared_regs/update_regs and their cells differ in length")
+    vm.shared_cells = <PyObject**>PyMem_Calloc(vm.n_shared + 1, sizeof(PyObject*))
+    vm.update_cells = <PyObject**>PyMem_Calloc(vm.n_updates + 1, sizeof(PyObject*))
+    vm.update_old = <PyObject**>PyMem_Calloc(vm.n_updates + 1, sizeof(PyObject*))
+    if vm.shared_cells == NULL or vm.update_cells == NULL or vm.update_old == NULL:
+        raise MemoryError()
+    for i in range(vm.n_shared):
+        vm.shared_cells[i] = <PyObject*>shared[i]
+    for i in range(vm.n_updates):
+        vm.update_cells[i] = <PyObject*>updates[i]
+    return 0
+
+
+cdef int _build_storage(VM vm, p, Py_ssize_t n_regs) except -1:
+    """Register file, constants, and the register lists read at each run."""
+    cdef Py_ssize_t i, r
+    vm.regs = <PyObject**>PyMem_Calloc(n_regs + 1, sizeof(PyObject*))
+    if vm.regs == NULL:
+        raise MemoryError()
+    vm.n_regs = n_regs
+    vm.input_regs = _copy_ints(p.input_regs, &vm.n_inputs, 0, n_regs, "input_regs")
+    vm.output_regs = _copy_ints(p.output_regs, &vm.n_outputs, 0, n_regs, "output_regs")
+    const_regs = [int(r) for r in np.asarray(p.const_regs).reshape(-1)]
+    vm._consts = list(p.const_values)
+    if len(const_regs) != len(vm._consts):
+        raise ValueError("Program: const_regs and const_values differ in length")
+    is_const = np.zeros(n_regs, bool)
+    for i, r in enumerate(const_regs):
+        if not 0 <= r < n_regs:
+            raise ValueError(f"Program.const_regs[{i}] = {r} is outside [0, {n_regs})")
+        is_const[r] = True
+        _incref(<PyObject*>vm._consts[i])
+        _setreg(vm.regs, r, <PyObject*>vm._consts[i])
+    vm.clear_regs = _copy_ints(np.flatnonzero(~is_const), &vm.n_clear, 0, n_regs,
+                               "registers")
+    return _build_cells(vm, p, n_regs)
+
+
+cdef void _release(VM vm) noexcept:
+    """Free everything __init__ built (registers included)."""
+    cdef Py_ssize_t i
+    if vm.regs != NULL:
+        for i in range(vm.n_regs):
+            _setreg(vm.regs, <int>i, NULL)
+    PyMem_Free(vm.regs)
+    PyMem_Free(vm.instrs)
+    PyMem_Free(vm.index_buf)
+    PyMem_Free(vm.argbuf)
+    PyMem_Free(vm.input_regs)
+    PyMem_Free(vm.output_regs)
+    PyMem_Free(vm.clear_regs)
+    PyMem_Free(vm.shared_regs)
+    PyMem_Free(vm.shared_cells)
+    PyMem_Free(vm.update_regs)
+    PyMem_Free(vm.update_cells)
+    PyMem_Free(vm.update_old)
+    PyMem_Free(vm.specs)
+    PyMem_Free(vm.spec_shapes)
+    vm.regs = NULL
+    vm.instrs = NULL
+    vm.index_buf = NULL
+    vm.argbuf = NULL
+    vm.input_regs = vm.output_regs = vm.clear_regs = NULL
+    vm.shared_regs = vm.update_regs = NULL
+    vm.shared_cells = vm.update_cells = vm.update_old = NULL
+    vm.specs = NULL
+    vm.spec_shapes = NULL
+    vm.times_ptr = vm.counts_ptr = NULL
+    vm.n_regs = vm.n_instr = vm.n_inputs = vm.n_outputs = 0
+    vm.n_clear = vm.n_shared = vm.n_updates = 0
+
+
+# ------------------------------------------------------------------ the VM
+
+# The instructions hold borrowed pointers into _thunks: the GC must never clear
+# those fields while the VM is still reachable from a finalizer. Pickling is the
+# subclass's business (__reduce__, or __getstate__/__setstate__ that re-run
+# VM.__init__), so Cython's automatic pickling is off.
+@cython.no_gc_clear
+@cython.auto_pickle(False)
+cdef class VM:
+    """Runs a Program. ``run(args)`` is PyVM's API; calling the VM is the
+    checked call path of a compiled function (see ``__call__``)."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.failed_pc = -1
+        self.failed_inputs = []
+        self._profile = False
+        self.vectorcall = <vectorcallfunc><void*>_vm_vectorcall
+
+    def __init__(self, program):
+        cdef int64_t[::1] t, c
+        if self.running:
+            raise RuntimeError("cannot re-initialise a VM while it runs")
+        _release(self)
+        _enable_vectorcall(type(self))
+        self.program = program
+        self._thunks = list(program.thunks)
+        n_regs = int(program.n_regs)
+        if n_regs < 0:
+            raise ValueError(f"Program.n_regs = {n_regs} is negative")
+        try:
+            _build_instrs(self, program, n_regs)
+            _build_storage(self, program, n_regs)
+        except BaseException:
+            _release(self)          # never leave a half-built program behind
+            raise
+        self._times = np.zeros(self.n_instr, np.int64)
+        self._counts = np.zeros(self.n_instr, np.int64)
+        t, c = self._times, self._counts
+        self.times_ptr = &t[0] if self.n_instr else NULL
+        self.counts_ptr = &c[0] if self.n_instr else NULL
+        self.failed_pc = -1
+        self.failed_inputs = []
+
+    def __dealloc__(self):
+        _release(self)
+
+    @property
+    def profile(self):
+        """Profiling is on while this is true. Any object may be stored here
+        (a subclass keeps its profile report in it); ``set_profiling`` turns
+        the timers on and off without replacing it."""
+        return self._profile
+
+    @profile.setter
+    def profile(self, value):
+        self._profile = value
+        self.profiling = bool(value)
+
+    def set_profiling(self, on):
+        """Record per-instruction times and counts while ``on``."""
+        self.profiling = bool(on)
+
+    def clear_registers(self):
+        """Release every non-constant register (a run already does this)."""
+        if self.running:
+            raise RuntimeError("cannot clear the registers of a running VM")
+        self._clear_regs()
+
+    @property
+    def times(self):
+        """int64[n_instr]: ns spent per instruction while ``profile`` was on."""
+        return self._times
+
+    @property
+    def counts(self):
+        """int64[n_instr]: executions per instruction while ``profile`` was on."""
+        return self._counts
+
+    def set_input_specs(self, dtypes, ndims, shapes, filters):
+        """What ``__call__`` checks argument i against: an exact ndarray of
+        ``dtypes[i]`` with ``ndims[i]`` dimensions whose sizes match
+        ``shapes[i]`` (-1 or None: any) is used as is; any other value goes
+        through ``filters[i](value)``, which returns the checked value or
+        raises TypeError."""
+        cdef Py_ssize_t i, k, total = 0
+        n = self.n_inputs
+        dtypes = [np.dtype(d) for d in dtypes]
+        ndims, shapes, filters = [int(d) for d in ndims], list(shapes), list(filters)
+        if not len(dtypes) == len(ndims) == len(shapes) == len(filters) == n:
+            raise ValueError(f"set_input_specs: need {n} entries in each list, got "
+                             f"{len(dtypes)}, {len(ndims)}, {len(shapes)}, {len(filters)}")
+        shapes = [tuple(-1 if s is None else int(s) for s in shape) for shape in shapes]
+        for i in range(n):
+            if len(shapes[i]) != ndims[i]:
+                raise ValueError(f"input {i}: shape {shapes[i]} has not {ndims[i]} dims")
+            if not callable(filters[i]):
+                raise TypeError(f"input {i}: filter {filters[i]!r} is not callable")
+            total += ndims[i]
+        specs = <InputSpec*>PyMem_Calloc(n + 1, sizeof(InputSpec))
+        shape_buf = <Py_ssize_t*>PyMem_Calloc(total + 1, sizeof(Py_ssize_t))
+        if specs == NULL or shape_buf == NULL:
+            PyMem_Free(specs)
+            PyMem_Free(shape_buf)
+            raise MemoryError()
+        total = 0
+        for i in range(n):
+            specs[i].descr = <PyObject*>dtypes[i]
+            specs[i].type_num = dtypes[i].num
+            specs[i].ndim = ndims[i]
+            specs[i].shape = shape_buf + total
+            specs[i].filter = <PyObject*>filters[i]
+            for k in range(ndims[i]):
+                shape_buf[total + k] = shapes[i][k]
+            total += ndims[i]
+        PyMem_Free(self.specs)
+        PyMem_Free(self.spec_shapes)
+        self.specs, self.spec_shapes = specs, shape_buf
+        self._spec_keep = dtypes + filters
+
+    def _bind(self, args, kwargs):
+        """Turn ``f(*args, **kwargs)`` into the full positional argument tuple
+        when the call is not exactly ``n_inputs`` positionals; a subclass adds
+        keywords and defaults."""
+        if kwargs:
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        raise TypeError(f"expected {self.n_inputs} argument(s), got {len(args)}")
+
+    def _handle_error(self, exc):
+        """Called with the exception a thunk raised (``failed_pc`` and
+        ``failed_inputs`` say where); its return value is the call's result.
+        The base re-raises unchanged."""
+        raise exc
+
+    def __call__(self, *args, **kwargs):
+        """Check the arguments (unless ``trust_input``), run, commit updates,
+        return the outputs (``outputs[0]`` when ``unpack_single``).
+
+        Calls normally arrive through ``_vm_vectorcall`` below, which does the
+        same without building the argument tuple and keyword dict."""
+        cdef object a = args
+        if kwargs or _tuple_size(<PyObject*>args) != self.n_inputs:
+            a = _arg_tuple(self, self._bind(args, kwargs))
+        return _call(self, _seq_fast_items(<PyObject*>a))
+
+    def run(self, args):
+        """Run once on ``args`` (already checked); return the list of outputs."""
+        args = _arg_tuple(self, args)
+        _begin(self, False)
+        self._load_args(_seq_fast_items(<PyObject*>args), False)  # cannot fail unchecked
+        if self._execute() < 0:
+            self._fail(False)
+        return self._collect(False)
+
+    # ------------------------------------------------ pieces of the call path
+
+    cdef int _load_args(self, PyObject **args, bint check) noexcept:
+        """Store args[i] (borrowed, n_inputs of them) into its register, through
+        the filter of its spec unless ``check`` is off or the fast path fits."""
+        cdef Py_ssize_t i
+        cdef PyObject *v
+        for i in range(self.n_inputs):
+            v = args[i]
+            if check and not _fast_ok(v, &self.specs[i]):
+                v = _vectorcall(self.specs[i].filter, &v, 1, NULL)
+                if v == NULL:
+                    return -1
+            else:
+                _incref(v)
+            _setreg(self.regs, self.input_regs[i], v)
+        return 0
+
+    cdef int _execute(self) noexcept:
+        """Load shared values, run the program, commit the updates: 0, or -1
+        with an exception set (registers not yet cleared)."""
+        cdef Py_ssize_t i
+        cdef PyObject *v
+        cdef PyObject *cell
+        for i in range(self.n_updates):
+            if _list_size(self.update_cells[i]) != 1:
+                _err_set(<PyObject*>ValueError, "a shared cell is no longer a one-element list")
+                return -1
+        for i in range(self.n_shared):
+            cell = self.shared_cells[i]
+            if _list_size(cell) != 1:
+                _err_set(<PyObject*>ValueError, "a shared cell is no longer a one-element list")
+                return -1
+            v = _list_item(cell, 0)
+            _incref(v)
+            _setreg(self.regs, self.shared_regs[i], v)
+        if _run_loop(self) < 0:
+            return -1
+        # Commit all updates together: nothing below can fail.
+        for i in range(self.n_updates):
+            v = self.regs[self.update_regs[i]]
+            if v == NULL:
+                v = <PyObject*>None
+            _incref(v)
+            self.update_old[i] = _list_item(self.update_cells[i], 0)
+            _list_set(self.update_cells[i], 0, v)
+        for i in range(self.n_updates):
+            _xdecref(self.update_old[i])
+            self.update_old[i] = NULL
+        return 0
+
+    cdef object _collect(self, bint unpack):
+        """The outputs (a list, or the first one when ``unpack``); then clear."""
+        cdef PyObject *v
+        cdef PyObject *res
+        cdef Py_ssize_t i
+        if unpack:
+            res = self.regs[self.output_regs[0]] if self.n_outputs else NULL
+            if res == NULL:
+                res = <PyObject*>None
+            _incref(res)
+        else:
+            res = _list_new(self.n_outputs)
+            if res == NULL:
+                self._clear_regs()
+                self.running = False
+                _reraise()
+            for i in range(self.n_outputs):
+                v = self.regs[self.output_regs[i]]
+                if v == NULL:
+                    v = <PyObject*>None
+                _incref(v)
+                _list_set(res, i, v)
+        self._clear_regs()
+        self.running = False
+        result = <object>res        # takes a reference of its own
+        _decref(res)
+        return result
+
+    cdef void _clear_regs(self) noexcept:
+        """Release every non-constant register."""
+        cdef Py_ssize_t i
+        cdef int r
+        cdef PyObject *v
+        for i in range(self.n_clear):
+            r = self.clear_regs[i]
+            v = self.regs[r]
+            if v != NULL:
+                self.regs[r] = NULL
+                _decref(v)
+
+    cdef object _fail(self, bint handle):
+        """After ``_execute`` failed: describe the failing instruction's
+        inputs, clear, then re-raise, or hand the exception to
+        ``_handle_error`` when ``handle``."""
+        try:
+            _reraise()
+        except BaseException as exc:
+            # Caught first: describing the inputs runs Python code, which
+            # must not run with the exception still pending.
+            self.failed_inputs = _describe_inputs(self, self.failed_pc)
+            self._clear_regs()
+            self.running = False
+            if handle:
+                return self._handle_error(exc)
+            raise
+
+
+cdef int _begin(VM vm, bint check) except -1:
+    if vm.running:
+        raise RuntimeError("this VM is already running (a re-entrant call, or "
+                           "a call from another thread)")
+    if check and vm.specs == NULL and vm.n_inputs:
+        raise TypeError("no input specs: call set_input_specs() or set trust_input")
+    vm.running = True
+    if vm.failed_pc != -1:
+        vm.failed_pc = -1
+        vm.failed_inputs = []
+    return 0
+
+
+cdef object _call(VM vm, PyObject **args):
+    """The call path once the n_inputs positional arguments are known."""
+    cdef bint check = not vm.trust_input
+    _begin(vm, check)
+    if vm._load_args(args, check) < 0:
+        vm._clear_regs()
+        vm.running = False
+        _reraise()
+    if vm._execute() < 0:
+        return vm._fail(True)
+    return vm._collect(vm.unpack_single)
+
+
+cdef object _vm_vectorcall(VM vm, PyObject **args, size_t nargsf, PyObject *kwnames):
+    """PEP 590 entry point: ``f(x)`` arrives here with ``args`` on the
+    caller's stack; no argument tuple or keyword dict is built."""
+    cdef Py_ssize_t i, n = _vectorcall_nargs(nargsf)
+    if (kwnames == NULL or _tuple_size(kwnames) == 0) and n == vm.n_inputs:
+        return _call(vm, args)
+    pos = tuple([<object>args[i] for i in range(n)])
+    kw = {}
+    if kwnames != NULL:
+        for i in range(_tuple_size(kwnames)):
+            kw[<object>_tuple_item(kwnames, i)] = <object>args[n + i]
+    a = _arg_tuple(vm, vm._bind(pos, kw))
+    return _call(vm, _seq_fast_items(<PyObject*>a))
+
+
+cdef Py_ssize_t _vectorcall_offset = 0
+
+
+cdef void _enable_vectorcall(object cls) noexcept:
+    """Route calls of ``cls`` instances through ``_vm_vectorcall``. CPython 3.11
+    does not pass the vectorcall flag on to Python subclasses, so VM.__init__
+    sets it on theirs, unless they define ``__call__`` themselves."""
+    cdef _TypeSlots *t = <_TypeSlots*>cls
+    cdef _TypeSlots *base = <_TypeSlots*>VM
+    if (t.tp_call == base.tp_call and _vectorcall_offset > 0
+            and t.tp_vectorcall_offset == _vectorcall_offset):
+        t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+
+
+cdef void _install_vectorcall():
+    global _vectorcall_offset
+    cdef VM probe = VM.__new__(VM)
+    cdef _TypeSlots *t = <_TypeSlots*>VM
+    _vectorcall_offset = <char*>&probe.vectorcall - <char*><PyObject*>probe
+    t.tp_vectorcall_offset = _vectorcall_offset
+    t.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+
+
+_install_vectorcall()
+
+
+cdef tuple _arg_tuple(VM vm, args):
+    args = tuple(args)
+    if len(args) != vm.n_inputs:
+        raise TypeError(f"expected {vm.n_inputs} argument(s), got {len(args)}")
+    return args
+
+
+cdef list _describe_inputs(VM vm, Py_ssize_t pc):
+    """(shape, dtype) of the inputs of instruction pc, as PyVM describes them:
+    enough for a message, without keeping the values alive."""
+    cdef PyObject *v
+    cdef int k
+    if not 0 <= pc < vm.n_instr:
+        return []
+    described = []
+    for k in range(vm.instrs[pc].n_in):
+        v = vm.regs[vm.instrs[pc].ins[k]]
+        value = <object>v if v != NULL else None
+        try:
+            shape = np.shape(value)
+        except Exception:           # e.g. a ragged list
+            shape = ()
+        described.append((shape, getattr(value, "dtype", type(value))))
+    return described

@@ -1,5 +1,7 @@
 """How ops run on the CPU: numpy/scipy thunks, Cython BLAS thunks and generated C."""
 from .registry import PY_THUNKS, py_thunk, register
 from . import numpy_thunks  # noqa: F401  (registers the core thunks)
+from . import numpy_thunks_extra  # noqa: F401  (split, repeat, diagonals, matmul, linalg)
+from . import numpy_thunks_random  # noqa: F401  (random draws)
 
 __all__ = ["PY_THUNKS", "py_thunk", "register"]

@@ -72,7 +72,11 @@ def elemwise_thunk(node, destroyable):
 @register(DimShuffle)
 def dimshuffle_thunk(node, destroyable):
     op = node.op
-    drop, perm = op.drop, op.transposition
+    drop = op.drop
+    # The transposition names dims of the input; after the dropped dims are
+    # gone, they are numbered among the kept ones.
+    kept = [d for d in range(op.input_ndim) if d not in drop]
+    perm = tuple(kept.index(d) for d in op.transposition)
     new_order = op.new_order
     shuffle_only = perm != tuple(range(len(perm)))
 
@@ -167,9 +171,20 @@ def specify_shape_thunk(node, destroyable):
 @register(Alloc)
 def alloc_thunk(node, destroyable):
     dtype = np.dtype(node.outputs[0].type.dtype)
+    vstatic = node.inputs[0].type.shape
 
     def thunk(value, *dims):
-        out = np.empty([int(d) for d in dims], dtype=dtype)
+        shape = [int(d) for d in dims]
+        # As in elementwise ops, only dims of static length 1 broadcast: the
+        # gradient sums over exactly those.
+        vshape = np.shape(value)
+        lead = len(shape) - len(vshape)
+        for k, s in enumerate(vshape):
+            if s != shape[lead + k] and vstatic[k] != 1:
+                raise ValueError(f"alloc: cannot broadcast a value of shape {vshape} to "
+                                 f"{tuple(shape)} (dim {k}; only dims of static length 1 "
+                                 f"broadcast)")
+        out = np.empty(shape, dtype=dtype)
         out[...] = value
         return out
     return thunk
@@ -203,15 +218,31 @@ def subtensor_thunk(node, destroyable):
     return thunk
 
 
+def _check_value_broadcast(node, x, index, y, ystatic):
+    """The written value broadcasts only along dims of static length 1 (the
+    gradient sums over exactly those)."""
+    region = np.shape(x[index])
+    for k, s in enumerate(reversed(np.shape(y))):
+        d = len(ystatic) - 1 - k
+        if s == 1 and ystatic[d] != 1 and k < len(region) and region[-1 - k] != 1:
+            raise ValueError(f"{node.op}: a value of shape {np.shape(y)} does not match "
+                             f"x[index] of shape {region} (only dims of static length 1 "
+                             f"broadcast)")
+
+
 @register(IncSubtensor)
 def inc_subtensor_thunk(node, destroyable):
     template, set_ = node.op.template, node.op.set
     inplace = 0 in destroyable
     advanced = any(e[0] == "array" for e in template)
 
+    ystatic = node.inputs[1].type.shape
+
     def thunk(x, y, *idx):
         out = x if inplace and x.flags.writeable else x.copy()
         index = build_index(template, idx)
+        if 1 in np.shape(y):
+            _check_value_broadcast(node, out, index, y, ystatic)
         if set_:
             out[index] = y
         elif advanced:

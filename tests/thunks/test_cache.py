@@ -1,0 +1,160 @@
+"""The compile cache: one build per entry across processes, atomic entries,
+rebuild of a corrupt entry, no compiler -> a warning and False.
+
+Each test gets a fresh cache directory; build.log (one line per compiler
+invocation) says how many builds happened.
+"""
+import contextlib
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+
+from vmc.thunks.cgen import cache
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def source(token: int) -> str:
+    return textwrap.dedent(f"""
+        static PyObject *token(PyObject *self, PyObject *unused) {{ return PyLong_FromLong({token}); }}
+        static const vmc_export VMC_EXPORTS[] = {{{{NULL}}}};
+        static PyMethodDef VMC_METHODS[] = {{{{"token", token, METH_NOARGS, NULL}}, {{NULL}}}};
+        """)
+
+
+@contextlib.contextmanager
+def compiledir_at(path: Path):
+    """Point the cache at ``path``: through vmc.config when it has the option."""
+    old = os.environ.get("VMC_COMPILEDIR")
+    os.environ["VMC_COMPILEDIR"] = str(path)
+    try:
+        from vmc.config import config
+    except ImportError:
+        config = None
+    try:
+        if config is not None and hasattr(config, "compiledir"):
+            with config.change(compiledir=str(path)):
+                yield path
+        else:
+            yield path
+    finally:
+        if old is None:
+            os.environ.pop("VMC_COMPILEDIR", None)
+        else:
+            os.environ["VMC_COMPILEDIR"] = old
+
+
+def builds(d: Path, hint: str = "") -> int:
+    log = d / cache.BUILD_LOG
+    return sum(hint in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def in_fresh_process(d: Path, code: str, **env) -> subprocess.CompletedProcess:
+    full = {**os.environ, "VMC_COMPILEDIR": str(d), "VMC_FLAGS": f"compiledir={d}",
+            "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full, cwd=str(ROOT), timeout=300)
+
+
+@pytest.fixture
+def tmpcache(tmp_path):
+    with compiledir_at(tmp_path / "cache") as d:
+        yield d
+
+
+def _worker(args):
+    barrier, src = args
+    barrier.wait()                      # all eight ask for the entry at once
+    return cache.compile_module(src, "race").token()
+
+
+def test_eight_processes_build_once(tmpcache):
+    token = uuid.uuid4().int % 100000
+    ctx = mp.get_context("fork")
+    barrier = ctx.Manager().Barrier(8)
+    with ctx.Pool(8) as pool:
+        results = pool.map(_worker, [(barrier, source(token))] * 8)
+    assert results == [token] * 8
+    assert builds(tmpcache, "race") == 1
+    assert cache.cache_info()["entries"] == 1
+
+
+def test_second_process_builds_no_c(tmpcache):
+    src = source(uuid.uuid4().int % 100000)
+    code = (f"from vmc.thunks.cgen.cache import compile_module\n"
+            f"print(compile_module({src!r}, 'again').token())")
+    first = in_fresh_process(tmpcache, code)
+    assert first.returncode == 0, first.stderr
+    assert builds(tmpcache, "again") == 1
+    second = in_fresh_process(tmpcache, code)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert builds(tmpcache, "again") == 1
+
+
+def test_in_process_memo_loads_once(tmpcache):
+    src = source(7)
+    m1 = cache.compile_module(src, "memo")
+    m2 = cache.compile_module(src, "memo")
+    assert m1 is m2 and builds(tmpcache, "memo") == 1
+
+
+def test_corrupt_entry_is_rebuilt(tmpcache):
+    src = source(uuid.uuid4().int % 100000)
+    code = (f"from vmc.thunks.cgen.cache import compile_module\n"
+            f"print(compile_module({src!r}, 'corrupt').token())")
+    assert in_fresh_process(tmpcache, code).returncode == 0
+    so, = tmpcache.glob("vmcg_corrupt_*" + cache.EXT_SUFFIX)
+    so.write_bytes(b"not an ELF file")
+    again = in_fresh_process(tmpcache, code)
+    assert again.returncode == 0, again.stderr
+    assert builds(tmpcache, "corrupt") == 2
+    assert so.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_key_changes_with_flags(tmpcache, monkeypatch):
+    src = source(11)
+    cache.compile_module(src, "flags")
+    monkeypatch.setenv("VMC_CFLAGS", "-DVMC_TEST_FLAG=1")
+    cache.compile_module(src, "flags")
+    assert builds(tmpcache, "flags") == 2
+
+
+def test_info_and_clear(tmpcache):
+    cache.compile_module(source(3), "info")
+    info = cache.cache_info()
+    assert info["dir"] == str(tmpcache) and info["entries"] >= 1 and info["bytes"] > 0
+    cache.cache_clear()
+    assert cache.cache_info()["entries"] == 0
+    assert cache.compile_module(source(3), "info").token() == 3   # rebuilt after clear
+
+
+def test_compile_error_names_the_source(tmpcache):
+    with pytest.raises(cache.CompileError, match="source kept in"):
+        cache.compile_module("this is not C;", "broken")
+
+
+def test_no_compiler_warns_once_and_says_false(tmp_path):
+    code = textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("always")
+        from vmc.thunks.cgen.cache import have_compiler
+        with warnings.catch_warnings(record=True) as w:
+            print(have_compiler(), have_compiler(), len(w), str(w[0].message) if w else "")
+        """)
+    res = in_fresh_process(tmp_path, code, CC="/bin/false")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("False False 1 vmc:"), res.stdout
+
+
+def test_have_compiler_here():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.have_compiler()

@@ -1,0 +1,349 @@
+"""Compile C source into CPython extension modules, cached on disk.
+
+``compile_module(sources, name_hint)`` wraps ``sources`` in a module prelude
+(Python.h, numpy, vmc_thunk.h) and postlude (``PyInit``), compiles it with the
+system C compiler and loads it with importlib's ExtensionFileLoader.
+
+The source declares what the module exports::
+
+    static const vmc_export VMC_EXPORTS[] = {{"k0", k0, sizeof(k0_ctx), k0_clear}, {NULL}};
+    static PyMethodDef VMC_METHODS[] = {{NULL}};   /* extra Python functions */
+
+Each export becomes a module attribute holding a PyCapsule named "vmc_thunk"
+(the function pointer); ``module.new_ctx(i)`` returns a fresh zeroed
+"vmc_ctx" capsule of export i's ``ctx_size`` (None when 0) whose destructor
+calls ``ctx_clear`` first.
+
+Cache entries live in ``compiledir()``, named by a hash of everything that
+changes the binary: the source, the headers it can include, the compiler
+(path, size, mtime), the flags (which include the CPU features chosen), the
+Python ABI and the numpy version. Entries are written atomically (temporary
+file + ``os.replace``) under a per-entry ``flock``, so concurrent processes
+build each entry once; an entry that fails to load is rebuilt. Every compiler
+invocation appends a line to ``build.log`` there.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+INCLUDE_DIRS = (HERE, HERE.parent, Path(np.get_include()),
+                Path(sysconfig.get_paths()["include"]),
+                Path(sysconfig.get_paths()["platinclude"]))
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+PREFIX = "vmcg_"          # every file this cache writes starts with it
+BUILD_LOG = "build.log"
+
+
+class CompileError(RuntimeError):
+    """The C compiler rejected generated source (a bug in the generator)."""
+
+
+PRELUDE = r"""#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL vmc_ARRAY_API
+#include <numpy/arrayobject.h>
+#include "vmc_thunk.h"
+typedef struct {
+    const char *name;
+    vmc_thunk_fn fn;
+    size_t ctx_size;             /* 0: the thunk keeps no state */
+    void (*ctx_clear)(void *);   /* releases what the ctx holds, or NULL */
+} vmc_export;
+"""
+
+POSTLUDE = r"""
+static void vmc__ctx_destroy(PyObject *cap) {
+    void *ctx = PyCapsule_GetPointer(cap, VMC_CTX_CAPSULE);
+    const vmc_export *e = (const vmc_export *)PyCapsule_GetContext(cap);
+    if (ctx && e && e->ctx_clear) e->ctx_clear(ctx);
+    PyMem_Free(ctx);
+}
+static PyObject *vmc__new_ctx(PyObject *self, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg), n = 0;
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    while (VMC_EXPORTS[n].name) n++;
+    if (i < 0 || i >= n) { PyErr_SetString(PyExc_IndexError, "no such export"); return NULL; }
+    const vmc_export *e = &VMC_EXPORTS[i];
+    if (!e->ctx_size) Py_RETURN_NONE;
+    void *ctx = PyMem_Calloc(1, e->ctx_size);
+    if (!ctx) return PyErr_NoMemory();
+    PyObject *cap = PyCapsule_New(ctx, VMC_CTX_CAPSULE, vmc__ctx_destroy);
+    if (!cap) { PyMem_Free(ctx); return NULL; }
+    if (PyCapsule_SetContext(cap, (void *)e) < 0) { Py_DECREF(cap); return NULL; }
+    return cap;
+}
+static PyMethodDef vmc__methods[] = {
+    {"new_ctx", vmc__new_ctx, METH_O, "new_ctx(i): a fresh context capsule for export i"},
+    {NULL, NULL, 0, NULL}};
+static struct PyModuleDef vmc__moddef = {PyModuleDef_HEAD_INIT, "@NAME@", NULL, -1, vmc__methods};
+PyMODINIT_FUNC PyInit_@NAME@(void) {
+    import_array();
+    PyObject *m = PyModule_Create(&vmc__moddef);
+    if (!m) return NULL;
+    if (PyModule_AddFunctions(m, VMC_METHODS) < 0) goto fail;
+    for (const vmc_export *e = VMC_EXPORTS; e->name; e++) {
+        PyObject *cap = PyCapsule_New((void *)e->fn, VMC_THUNK_CAPSULE, NULL);
+        if (!cap || PyModule_AddObject(m, e->name, cap) < 0) { Py_XDECREF(cap); goto fail; }
+    }
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
+"""
+
+_memo: dict = {}                 # key -> loaded module (one load per process)
+_thread_lock = threading.RLock()
+_compiler_state: dict = {}       # memo of compiler(), have_compiler()
+
+
+# ----------------------------------------------------------------- settings
+
+def compiledir() -> Path:
+    """``vmc.config.compiledir`` if set, else ``$VMC_COMPILEDIR``, else ~/.cache/vmc."""
+    try:
+        cfg = importlib.import_module("vmc.config")
+        cfg = getattr(cfg, "config", cfg)
+        d = getattr(cfg, "compiledir", None)
+    except ImportError:
+        d = None
+    d = d or os.environ.get("VMC_COMPILEDIR") or Path.home() / ".cache" / "vmc"
+    return Path(d).expanduser()
+
+
+def compiler() -> list | None:
+    """The C compiler command ($CC, Python's own CC, cc, gcc), or None."""
+    if "cc" not in _compiler_state:
+        cands = [os.environ.get("CC", ""), sysconfig.get_config_var("CC") or "", "cc", "gcc"]
+        found = None
+        for cand in cands:
+            argv = shlex.split(cand)
+            if argv and shutil.which(argv[0]):
+                found = [shutil.which(argv[0])] + argv[1:]
+                break
+        _compiler_state["cc"] = found
+    return _compiler_state["cc"]
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def compile_flags() -> list:
+    """Optimization flags; the ISA extensions are chosen from /proc/cpuinfo.
+
+    -ffp-contract=off keeps a*b+c rounded twice like numpy (explicit fma() in
+    vmc_math.h still fuses); -fno-math-errno and -fno-trapping-math let sqrt,
+    floor and rint inline and let selects if-convert. No -ffast-math.
+    """
+    flags = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-fno-math-errno",
+             "-fno-trapping-math", "-ffp-contract=off", "-fvisibility=hidden",
+             "-fno-semantic-interposition", "-Wno-unused-function"]
+    cpu = _cpu_flags()
+    if {"avx2", "fma"} <= cpu:
+        flags += ["-mavx2", "-mfma"]
+    elif "avx" in cpu:
+        flags += ["-mavx"]
+    elif "sse4_1" in cpu:
+        flags += ["-msse4.1"]
+    flags += shlex.split(os.environ.get("VMC_CFLAGS", ""))
+    return flags
+
+
+def _compiler_identity(cc: list) -> str:
+    st = os.stat(cc[0])
+    return f"{os.path.realpath(cc[0])}:{st.st_size}:{st.st_mtime_ns}:{' '.join(cc[1:])}"
+
+
+def _headers_digest() -> str:
+    h = hashlib.sha256()
+    for d in INCLUDE_DIRS[:2]:
+        for p in sorted(d.glob("*.h")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _key(sources: str, cc: list, flags: list) -> str:
+    h = hashlib.sha256()
+    for part in (PRELUDE, POSTLUDE, sources, _compiler_identity(cc), " ".join(flags),
+                 _headers_digest(), sys.implementation.cache_tag, EXT_SUFFIX,
+                 sys.version, np.__version__):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- compiling
+
+def have_compiler() -> bool:
+    """True when a C compiler builds and loads a Python extension here.
+
+    Probed once per compiler and flags (a marker file in compiledir); without
+    one, warns once and callers fall back to numpy thunks.
+    """
+    if "ok" in _compiler_state:
+        return _compiler_state["ok"]
+    ok, why = False, "no C compiler found (set CC)"
+    cc = compiler()
+    if cc is not None:
+        try:
+            compile_module("static const vmc_export VMC_EXPORTS[] = {{NULL}};\n"
+                           "static PyMethodDef VMC_METHODS[] = {{NULL}};\n", "probe")
+            ok = True
+        except (CompileError, OSError, ImportError) as e:
+            why = f"{' '.join(cc)} cannot build extension modules: {str(e)[:300]}"
+    if not ok:
+        warnings.warn(f"vmc: {why}; elementwise kernels run as numpy thunks "
+                      "(slower, same results)", RuntimeWarning, stacklevel=2)
+    _compiler_state["ok"] = ok
+    return ok
+
+
+def compile_module(sources: str, name_hint: str = "mod"):
+    """Compile (or fetch from the cache) ``sources``; return the loaded module."""
+    cc = compiler()
+    if cc is None:
+        raise CompileError("no C compiler found (set CC)")
+    flags = compile_flags()
+    key = _key(sources, cc, flags)
+    mod = _memo.get(key)
+    if mod is not None:
+        return mod
+    with _thread_lock:
+        mod = _memo.get(key)
+        if mod is None:
+            mod = _load_or_build(key, sources, cc, flags, name_hint)
+            _memo[key] = mod
+    return mod
+
+
+def _load_or_build(key, sources, cc, flags, name_hint):
+    hint = re.sub(r"[^A-Za-z0-9_]", "_", name_hint)[:24] or "mod"
+    name = f"{PREFIX}{hint}_{key[:20]}"
+    d = compiledir()
+    d.mkdir(parents=True, exist_ok=True)
+    so = d / (name + EXT_SUFFIX)
+    mod = _try_load(name, so)
+    if mod is not None:
+        return mod
+    with _flock(d / (name + ".lock")):
+        mod = _try_load(name, so)       # another process may have built it meanwhile
+        if mod is None:
+            _build(name, PRELUDE + sources + POSTLUDE.replace("@NAME@", name), so, cc, flags)
+            mod = _try_load(name, so, raise_errors=True)
+    return mod
+
+
+@contextlib.contextmanager
+def _flock(path: Path):
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _try_load(name: str, so: Path, raise_errors: bool = False):
+    if not so.exists():
+        return None
+    try:
+        loader = importlib.machinery.ExtensionFileLoader(name, str(so))
+        spec = importlib.util.spec_from_file_location(name, str(so), loader=loader)
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+        return mod
+    except (ImportError, OSError):
+        if raise_errors:
+            raise
+        return None                     # corrupt or stale entry: the caller rebuilds it
+
+
+def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
+    d = so.parent
+    tmpdir = Path(tempfile.mkdtemp(prefix=PREFIX + "tmp_", dir=d))
+    try:
+        src = tmpdir / (name + ".c")
+        src.write_text(source)
+        out = tmpdir / so.name
+        cmd = cc + flags + [f"-I{p}" for p in INCLUDE_DIRS] + [str(src), "-o", str(out), "-lm"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        _log_build(d, name, time.perf_counter() - t0, proc.returncode)
+        if proc.returncode != 0:
+            kept = d / (name + ".failed.c")
+            os.replace(src, kept)
+            raise CompileError(f"C compilation of {name} failed (source kept in {kept}):\n"
+                               f"{' '.join(cmd)}\n{proc.stderr[-4000:]}")
+        os.replace(src, d / (name + ".c"))      # kept for reading and debugging
+        os.replace(out, so)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _log_build(d: Path, name: str, seconds: float, rc: int) -> None:
+    line = f"{time.time():.3f} pid={os.getpid()} rc={rc} {seconds:.3f}s {name}\n"
+    fd = os.open(d / BUILD_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())     # one O_APPEND write: lines never interleave
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------- maintenance
+
+def _entries(d: Path):
+    return [p for p in d.glob(PREFIX + "*")] + [p for p in (d / BUILD_LOG,) if p.exists()]
+
+
+def cache_info() -> dict:
+    """{'dir': path, 'entries': number of compiled modules, 'bytes': total size}."""
+    d = compiledir()
+    if not d.is_dir():
+        return {"dir": str(d), "entries": 0, "bytes": 0}
+    files = [p for p in _entries(d) if p.is_file()]
+    return {"dir": str(d),
+            "entries": sum(1 for p in files if p.name.endswith(EXT_SUFFIX)),
+            "bytes": sum(p.stat().st_size for p in files)}
+
+
+def cache_clear() -> None:
+    """Remove every entry this cache wrote (and forget loaded modules' keys)."""
+    d = compiledir()
+    if d.is_dir():
+        for p in _entries(d):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+    with _thread_lock:
+        _memo.clear()
+        _compiler_state.pop("ok", None)

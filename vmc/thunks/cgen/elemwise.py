@@ -1,0 +1,373 @@
+"""Generated C for fused elementwise kernels.
+
+The input is a neutral description, ``KernelSpec``; ``build_kernels(specs)``
+generates one C thunk per spec, compiles them together into one extension
+module through the compile cache, and returns ``CThunk``s for the VM. This
+module knows nothing of graphs or ops: the caller (the fusion pass) lowers a
+fused group to a KernelSpec, and falls back to numpy when this raises
+NotImplementedError (an op or dtype the scalar table lacks).
+
+Per kernel, only the loops are generated (see vmc_elemwise.h for the shared
+driver): the expression as two inline functions (``exact``, and ``fast`` when
+an op has a vectorizable form that needs a fix-up pass), a row loop that GCC
+vectorizes (inputs contiguous, or scalar per row), a strided loop, and for
+fused reductions an accumulating row loop, a lane-parallel row reduction and
+a strided one.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from vmc.compile.program import CThunk
+
+from . import scalar_c
+from .cache import compile_module
+
+REUSE_MAX_BYTES = 256 * 1024   # outputs up to this size are kept in ctx for reuse
+LANES = 8                      # partial accumulators of a row reduction
+RED_BLOCK = 2048               # elements summed into the lanes before they fold
+MAX_OPERANDS, MAX_NDIM = 64, 32  # must match VMC_MAXOPS / VMC_MAXDIM
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A fused elementwise group, as plain hashable data.
+
+    inputs:    ((dtype, broadcastable flags per dim), ...); all the same ndim.
+               Referred to in the body as "i0", "i1", ...
+    body:      ((name, scalar op, (arg names...), result dtype), ...) in order.
+    constants: ((name, value, dtype), ...).
+    outputs:   ((name, dtype), ...): values of the body (or inputs, constants).
+    inplace:   ((output index, input index), ...): the output may be written
+               into that input's buffer (the caller guarantees it dies here).
+    reduce:    None, or (op, axes, keepdims) with op "add" | "max" | "min" and
+               keepdims False: every output is reduced over ``axes`` in the
+               same pass.
+    """
+    inputs: tuple
+    body: tuple
+    constants: tuple = ()
+    outputs: tuple = ()
+    inplace: tuple = ()
+    reduce: tuple | None = None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.inputs[0][1]) if self.inputs else 0
+
+
+# ------------------------------------------------------------------ naming
+
+class _Names:
+    """Spec names -> C identifiers, dtypes and C types."""
+
+    def __init__(self, spec: KernelSpec):
+        self.c, self.dtype = {}, {}
+        for j, (dt, _) in enumerate(spec.inputs):
+            self._add(f"i{j}", f"in{j}", dt)
+        for m, (name, _, dt) in enumerate(spec.constants):
+            self._add(name, f"c{m}", dt)
+        for m, (name, op, args, dt) in enumerate(spec.body):
+            for a in args:
+                if a not in self.c:
+                    raise ValueError(f"kernel body: {name} = {op}{tuple(args)} uses {a!r} "
+                                     "before it is defined")
+            self._add(name, f"t{m}", dt)
+        for name, _ in spec.outputs:
+            if name not in self.c:
+                raise ValueError(f"kernel output {name!r} is not defined by the body")
+
+    def _add(self, name, cname, dtype):
+        dt = np.dtype(dtype).name
+        if dt not in scalar_c.C_TYPES:
+            raise NotImplementedError(f"dtype {dt}")
+        if name in self.c:
+            raise ValueError(f"kernel name {name!r} defined twice")
+        self.c[name], self.dtype[name] = cname, dt
+
+    def ctype(self, name):
+        return scalar_c.C_TYPES[self.dtype[name]]
+
+
+def _label(spec: KernelSpec) -> str:
+    """The expression in words, for error messages: add(exp(mul(i0, i1)), c0)."""
+    expr = {name: name for name in [f"i{j}" for j in range(len(spec.inputs))]}
+    expr.update({c[0]: c[0] for c in spec.constants})
+    for name, op, args, _ in spec.body:
+        expr[name] = f"{op}({', '.join(expr[a] for a in args)})"
+        if len(expr[name]) > 160:
+            expr[name] = f"{op}(...)"
+    text = ", ".join(expr[o] for o, _ in spec.outputs)
+    if spec.reduce:
+        text = f"{spec.reduce[0]}_over{tuple(spec.reduce[1])}({text})"
+    return text[:300]
+
+
+# ---------------------------------------------------------- code generation
+
+def _body_fn(k: str, spec: KernelSpec, nm: _Names, variant: str) -> tuple[str, bool]:
+    """static inline void {k}_{variant}(inputs..., outputs*[, int *big])."""
+    params = [f"{nm.ctype(f'i{j}')} in{j}" for j in range(len(spec.inputs))]
+    params += [f"{scalar_c.C_TYPES[np.dtype(dt).name]} *o{q}" for q, (_, dt) in enumerate(spec.outputs)]
+    lines, any_big = [], False
+    for name, value, dt in spec.constants:
+        lines.append(f"const {nm.ctype(name)} {nm.c[name]} = {scalar_c.literal(value, dt)};")
+    for name, op, args, dt in spec.body:
+        expr, big = scalar_c.expression(op, [nm.c[a] for a in args],
+                                        tuple(nm.dtype[a] for a in args),
+                                        nm.dtype[name], variant)
+        lines.append(f"const {nm.ctype(name)} {nm.c[name]} = {expr};")
+        if big:
+            lines.append(f"*big |= {big};")
+            any_big = True
+    for q, (name, dt) in enumerate(spec.outputs):
+        lines.append(f"*o{q} = {scalar_c.convert(nm.c[name], nm.dtype[name], np.dtype(dt).name)};")
+    if variant == "fast":
+        params.append("int *big")
+    src = (f"static inline void {k}_{variant}({', '.join(params)}) {{\n    "
+           + "\n    ".join(lines) + "\n}\n")
+    return src, any_big
+
+
+def _row_modes(spec: KernelSpec):
+    """Per input: True when it is a scalar within a row (last dim broadcastable)."""
+    return [spec.ndim == 0 or bool(flags[-1]) for _, flags in spec.inputs]
+
+
+def _row_params(spec, nm, modes):
+    """(parameter, argument from p[]) pairs of a row loop: restrict pointers
+    (GCC then vectorizes without alias checks that an in-place call would
+    fail) or, for row-scalar inputs, the value itself."""
+    out = []
+    for j in range(len(spec.inputs)):
+        t = nm.ctype(f"i{j}")
+        out.append((f"const {t} X{j}", f"*(const {t} *)p[{j}]") if modes[j] else
+                   (f"const {t} *restrict P{j}", f"(const {t} *)p[{j}]"))
+    nin = len(spec.inputs)
+    for q, (_, dt) in enumerate(spec.outputs):
+        t = scalar_c.C_TYPES[np.dtype(dt).name]
+        out.append((f"{t} *restrict Q{q}", f"({t} *)p[{nin + q}]"))
+    return out
+
+
+def _row_fn(k, name, spec, nm, modes, body):
+    """A row loop ``{k}_{name}(n, p)`` whose work is ``body`` over the params."""
+    params = _row_params(spec, nm, modes)
+    return (f"__attribute__((noinline)) static void {k}_{name}_i(npy_intp n, "
+            f"{', '.join(d for d, _ in params)}) {{\n{body}}}\n"
+            f"static void {k}_{name}(npy_intp n, char **p) {{\n"
+            f"    {k}_{name}_i(n, {', '.join(a for _, a in params)});\n}}\n")
+
+
+def _args(spec, nm, modes, idx, strided):
+    a = []
+    for j in range(len(spec.inputs)):
+        t = nm.ctype(f"i{j}")
+        if strided:
+            a.append(f"*(const {t} *)(p[{j}] + ({idx}) * s[{j}])")
+        else:
+            a.append(f"X{j}" if modes[j] else f"P{j}[{idx}]")
+    return a
+
+
+def _out_types(spec):
+    return [scalar_c.C_TYPES[np.dtype(dt).name] for _, dt in spec.outputs]
+
+
+def _row_loop(k, spec, nm, modes, has_big):
+    """The vectorizable row; with a fix-up pass per block when an op needs it.
+
+    The fix-up block computes into small buffers and copies them out, so a
+    recomputed lane still reads its inputs when the output aliases one."""
+    outs = _out_types(spec)
+    if not has_big:
+        call = ", ".join(_args(spec, nm, modes, "i", False) + [f"Q{q} + i" for q in range(len(outs))])
+        return _row_fn(k, "row", spec, nm, modes,
+                       f"    for (npy_intp i = 0; i < n; i++) {k}_exact({call});\n")
+    tptr = [f"T{q} + (i - b)" for q in range(len(outs))]
+    fast = ", ".join(_args(spec, nm, modes, "i", False) + tptr + ["&big"])
+    exact = ", ".join(_args(spec, nm, modes, "i", False) + tptr)
+    body = (
+        "    for (npy_intp b = 0; b < n; b += VMC_BLK) {\n"
+        "        const npy_intp e = n - b < VMC_BLK ? n : b + VMC_BLK;\n"
+        + "".join(f"        {t} T{q}[VMC_BLK];\n" for q, t in enumerate(outs))
+        + "        int big = 0;\n"
+        f"        for (npy_intp i = b; i < e; i++) {k}_fast({fast});\n"
+        f"        if (big) for (npy_intp i = b; i < e; i++) {k}_exact({exact});\n"
+        + "".join(f"        memcpy(Q{q} + b, T{q}, (size_t)(e - b) * sizeof({t}));\n"
+                  for q, t in enumerate(outs))
+        + "    }\n")
+    return _row_fn(k, "row", spec, nm, modes, body)
+
+
+def _strided_loop(k, spec, nm, suffix="strided", acc=None):
+    """Any strides; with ``acc`` (reduce) the outputs accumulate: o = acc(o, v)."""
+    outs, nin = _out_types(spec), len(spec.inputs)
+    src = f"static void {k}_{suffix}(npy_intp n, char **p, const npy_intp *s) {{\n"
+    src += "    for (npy_intp i = 0; i < n; i++) {\n"
+    src += "".join(f"        {t} v{q};\n" for q, t in enumerate(outs))
+    vals = [f"&v{q}" for q in range(len(outs))]
+    src += f"        {k}_exact({', '.join(_args(spec, nm, None, 'i', True) + vals)});\n"
+    for q, t in enumerate(outs):
+        dst = f"*({t} *)(p[{nin + q}] + i * s[{nin + q}])"
+        src += f"        {dst} = {acc[q](dst, f'v{q}') if acc else f'v{q}'};\n"
+    return src + "    }\n}\n"
+
+
+def _reduce_loops(k, spec, nm, modes):
+    """racc (accumulate into contiguous output rows), rrow (a row into each
+    output's element, LANES partial results so it vectorizes without
+    reassociating a single sum), rstrided and rinit."""
+    op, outs = spec.reduce[0], _out_types(spec)
+    accs, idents = [], []
+    for _, dt in spec.outputs:
+        acc, ident = scalar_c.reduce_templates(op, np.dtype(dt).name)
+        accs.append(acc)
+        idents.append(ident)
+    nq = range(len(outs))
+    src = _strided_loop(k, spec, nm, "rstrided", accs)
+    vals = lambda ind: "".join(f"{ind}{t} v{q};\n" for q, t in enumerate(outs))
+    call = lambda idx: ", ".join(_args(spec, nm, modes, idx, False) + [f"&v{q}" for q in nq])
+    src += _row_fn(k, "racc", spec, nm, modes,
+                   "    for (npy_intp i = 0; i < n; i++) {\n" + vals(" " * 8)
+                   + f"        {k}_exact({call('i')});\n"
+                   + "".join(f"        Q{q}[i] = {accs[q](f'Q{q}[i]', f'v{q}')};\n" for q in nq)
+                   + "    }\n")
+    body = "".join(f"    {t} tot{q} = Q{q}[0];\n" for q, t in enumerate(outs))
+    body += f"    for (npy_intp b = 0; b < n; b += {RED_BLOCK}) {{\n"
+    body += f"        const npy_intp e = n - b < {RED_BLOCK} ? n : b + {RED_BLOCK};\n"
+    body += "".join(f"        {t} L{q}[{LANES}];\n        for (int l = 0; l < {LANES}; l++) "
+                    f"L{q}[l] = {idents[q]};\n" for q, t in enumerate(outs))
+    body += f"        npy_intp i = b;\n        for (; i + {LANES} <= e; i += {LANES})\n"
+    body += f"            for (int l = 0; l < {LANES}; l++) {{\n" + vals(" " * 16)
+    body += f"                {k}_exact({call('i + l')});\n"
+    body += "".join(f"                L{q}[l] = {accs[q](f'L{q}[l]', f'v{q}')};\n" for q in nq)
+    body += "            }\n        for (; i < e; i++) {\n" + vals(" " * 12)
+    body += f"            {k}_exact({call('i')});\n"
+    body += "".join(f"            L{q}[0] = {accs[q](f'L{q}[0]', f'v{q}')};\n" for q in nq)
+    body += "        }\n"
+    for q in nq:
+        level = [f"L{q}[{l}]" for l in range(LANES)]
+        while len(level) > 1:   # pairwise fold of the lanes
+            level = [accs[q](level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        body += f"        tot{q} = {accs[q](f'tot{q}', level[0])};\n"
+    body += "    }\n" + "".join(f"    Q{q}[0] = tot{q};\n" for q in nq)
+    src += _row_fn(k, "rrow", spec, nm, modes, body)
+    src += f"static void {k}_rinit(char **o, npy_intp n) {{\n"
+    src += "".join(f"    for (npy_intp i = 0; i < n; i++) (({t} *)o[{q}])[i] = {idents[q]};\n"
+                   for q, t in enumerate(outs))
+    return src + "}\n"
+
+
+def _c_array(ctype, name, values):
+    vals = ", ".join(str(v) for v in values) or "0"
+    return f"static const {ctype} {name}[] = {{{vals}}};\n"
+
+
+def _validate(spec: KernelSpec):
+    nd = spec.ndim
+    if any(len(flags) != nd for _, flags in spec.inputs):
+        raise ValueError("KernelSpec inputs must all have the same number of dims")
+    if not spec.outputs:
+        raise ValueError("KernelSpec has no outputs")
+    if len(spec.inputs) + len(spec.outputs) > MAX_OPERANDS or nd > MAX_NDIM:
+        raise NotImplementedError(f"kernel with {len(spec.inputs)} inputs, "
+                                  f"{len(spec.outputs)} outputs, {nd} dims")
+    if spec.reduce is not None:
+        op, axes, keepdims = spec.reduce
+        if op not in scalar_c.REDUCE:
+            raise NotImplementedError(f"reduce {op}")
+        if keepdims:
+            raise NotImplementedError("reduce with keepdims=True")
+        if any(not -nd <= a < nd for a in axes) or nd == 0:
+            raise ValueError(f"reduce axes {axes} out of range for {nd} dims")
+
+
+def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) -> str:
+    """The C of one kernel, a thunk named ``k`` (raises NotImplementedError)."""
+    _validate(spec)
+    nm = _Names(spec)
+    nd, nin, nout = spec.ndim, len(spec.inputs), len(spec.outputs)
+    modes = _row_modes(spec)
+    exact, _ = _body_fn(k, spec, nm, "exact")
+    fast, has_big = _body_fn(k, spec, nm, "fast")
+    red = spec.reduce is not None
+    src = exact + (fast if has_big and not red else "")
+    if red:
+        src += _reduce_loops(k, spec, nm, modes)
+        axes = {a % nd for a in spec.reduce[1]}
+        fns = f"NULL, {k}_racc, {k}_rrow, NULL, {k}_rstrided, {k}_rinit"
+    else:
+        axes = set()
+        src += _row_loop(k, spec, nm, modes, has_big) + _strided_loop(k, spec, nm)
+        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL"
+    types = lambda dts: [scalar_c.TYPENUMS[np.dtype(d).name] for d in dts]
+    inplace = [-1] * nout
+    for o, i in spec.inplace:
+        inplace[o] = i
+    src += _c_array("int", f"{k}_in_types", types(dt for dt, _ in spec.inputs))
+    src += _c_array("npy_bool", f"{k}_bcast", [int(bool(f)) for _, fl in spec.inputs for f in fl])
+    src += _c_array("int", f"{k}_out_types", types(dt for _, dt in spec.outputs))
+    src += _c_array("int", f"{k}_inplace", inplace)
+    src += _c_array("npy_bool", f"{k}_raxes", [int(a in axes) for a in range(nd)])
+    rname = spec.reduce[0] if red else ""
+    src += (f"static const vmc_ew_desc {k}_desc = {{{json.dumps(_label(spec))}, {nin}, {nout}, "
+            f"{nd}, {k}_in_types, {k}_bcast, {k}_out_types, {k}_inplace, {int(red)}, "
+            f"{k}_raxes, \"{rname}\", {int(reuse_max)}, {fns}}};\n")
+    src += (f"static int {k}(void *ctx, PyObject **regs, const int *ins, const int *outs) {{\n"
+            f"    return vmc_ew->call(&{k}_desc, ctx, regs, ins, outs);\n}}\n"
+            f"static void {k}_clear(void *ctx) {{ vmc_ew->clear((PyObject **)ctx, {nout}); }}\n")
+    return src
+
+
+def module_source(specs, reuse_max: int = REUSE_MAX_BYTES) -> tuple[str, list]:
+    """C of a module holding one kernel per distinct spec; and each spec's export index."""
+    distinct, index = {}, []
+    for s in specs:
+        index.append(distinct.setdefault(s, len(distinct)))
+    parts = ["#include \"vmc_elemwise.h\"\n"]
+    exports = []
+    for s, i in distinct.items():
+        k = f"k{i}"
+        parts.append(kernel_source(k, s, reuse_max))
+        exports.append(f"    {{\"{k}\", {k}, {len(s.outputs)} * sizeof(PyObject *), {k}_clear}},\n")
+    parts.append("static const vmc_export VMC_EXPORTS[] = {\n" + "".join(exports) + "    {NULL}};\n")
+    parts.append("static PyMethodDef VMC_METHODS[] = {VMC_EW_METHODS, {NULL}};\n")
+    return "".join(parts), index
+
+
+def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
+                  name_hint: str = "elemwise") -> list:
+    """One CThunk per spec, all compiled into one module (through the cache).
+
+    Raises NotImplementedError(op) for an op or dtype the scalar table lacks,
+    so the caller can fall back to numpy thunks; CompileError if the compiler
+    rejects the source (a generator bug).
+    """
+    specs = list(specs)
+    if not specs:
+        return []
+    src, index = module_source(specs, reuse_max_bytes)
+    rt = runtime()
+    mod = compile_module(src, re.sub(r"\W", "_", name_hint))
+    mod.set_runtime(rt.api())
+    return [CThunk(fn=getattr(mod, f"k{i}"), ctx=mod.new_ctx(i), keepalive=(mod, rt))
+            for i in index]
+
+
+_RUNTIME_SOURCE = r"""#include "vmc_ew_runtime.h"
+static PyObject *api(PyObject *self, PyObject *unused) {
+    return PyCapsule_New((void *)&VMC_EW_API, "vmc_ew_api", NULL);
+}
+static const vmc_export VMC_EXPORTS[] = {{NULL}};
+static PyMethodDef VMC_METHODS[] = {{"api", api, METH_NOARGS, NULL}, {NULL}};
+"""
+
+
+def runtime():
+    """The shared driver module (compiled once per machine through the cache)."""
+    return compile_module(_RUNTIME_SOURCE, "ew_runtime")

@@ -1,0 +1,66 @@
+/* vmc_elemwise.h: what a generated elementwise kernel module includes.
+ *
+ * elemwise.py generates, per kernel, only the loops over one row (the
+ * expression) and a descriptor (vmc_ew_desc); the driver between the VM's
+ * calling convention and those loops (converting inputs, checking shapes
+ * against the static broadcast pattern, choosing, reusing or aliasing output
+ * buffers, collapsing dimensions, walking the outer dimensions) is in
+ * vmc_ew_runtime.h, compiled once into its own module.
+ *
+ * Loops: `row(n, p)` runs n elements where every input is contiguous, or is a
+ * per-row scalar when its last dim is statically broadcastable ("row mode");
+ * `strided(n, p, s)` takes any byte strides. For fused reductions, `racc`
+ * accumulates elementwise into contiguous output rows, `rrow` reduces a whole
+ * row into each output's current element, and `rstrided` does either with
+ * any strides (output stride 0 along reduced axes). p[0..nin) are inputs,
+ * p[nin..nin+nout) outputs.
+ */
+#ifndef VMC_ELEMWISE_H
+#define VMC_ELEMWISE_H
+#include "vmc_math.h"
+#include "vmc_scalar.h"
+#include <string.h>
+
+#define VMC_MAXOPS 64             /* inputs + outputs of one kernel */
+#define VMC_MAXDIM 32
+#define VMC_GIL_MIN 16384         /* release the GIL for loops at least this long */
+#define VMC_BLK 256               /* block of the vectorized pass + fix-up loops */
+
+typedef void (*vmc_row_fn)(npy_intp n, char **p);
+typedef void (*vmc_strided_fn)(npy_intp n, char **p, const npy_intp *s);
+
+typedef struct {
+    const char *label;            /* the expression, for error messages */
+    int nin, nout, nd;
+    const int *in_types;          /* NPY_* typenum per input */
+    const npy_bool *bcast;        /* nin x nd static broadcastable flags */
+    const int *out_types;
+    const int *inplace;           /* per output: the input it may overwrite, or -1 */
+    int reduce;                   /* 0: elementwise; 1: outputs reduced over raxes */
+    const npy_bool *raxes;        /* nd flags */
+    const char *reduce_name;      /* "add", "max", "min" */
+    npy_intp reuse_max;           /* keep output buffers up to this many bytes in ctx */
+    vmc_row_fn row, racc, rrow;
+    vmc_strided_fn strided, rstrided;
+    void (*rinit)(char **out, npy_intp n);   /* fill each output with the identity */
+} vmc_ew_desc;
+
+/* The driver lives in one shared module (vmc_ew_runtime.h, compiled once
+ * per machine through the cache) so each kernel module compiles only its
+ * loops; build_kernels hands every kernel module the driver's table. */
+typedef struct {
+    int (*call)(const vmc_ew_desc *d, void *ctx, PyObject **regs, const int *ins,
+                const int *outs);
+    void (*clear)(PyObject **buf, int nout);
+} vmc_ew_api;
+static const vmc_ew_api *vmc_ew;
+
+static PyObject *vmc_ew_set_runtime(PyObject *self, PyObject *cap) {
+    const vmc_ew_api *api = (const vmc_ew_api *)PyCapsule_GetPointer(cap, "vmc_ew_api");
+    if (!api) return NULL;
+    vmc_ew = api;
+    Py_RETURN_NONE;
+}
+#define VMC_EW_METHODS {"set_runtime", vmc_ew_set_runtime, METH_O, "set_runtime(capsule)"}
+
+#endif /* VMC_ELEMWISE_H */

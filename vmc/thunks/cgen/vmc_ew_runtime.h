@@ -1,0 +1,296 @@
+/* vmc_ew_runtime.h: the generic driver of elementwise kernels (see
+ * vmc_elemwise.h). Included by exactly one module, built by elemwise.py's
+ * runtime(), which exports `vmc_ew_api` in a capsule named "vmc_ew_api".
+ */
+#ifndef VMC_EW_RUNTIME_H
+#define VMC_EW_RUNTIME_H
+#include "vmc_elemwise.h"
+
+static void vmc_ew_clear(PyObject **buf, int nout) {
+    for (int k = 0; k < nout; k++) Py_CLEAR(buf[k]);
+}
+
+/* "i0 (3, 4), i1 (1, 5)" into buf. */
+static void vmc__shapes(char *buf, size_t cap, PyArrayObject **in, int nin) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int j = 0; j < nin && len + 64 < cap; j++) {
+        len += snprintf(buf + len, cap - len, "%si%d (", j ? ", " : "", j);
+        for (int a = 0; a < PyArray_NDIM(in[j]) && len + 32 < cap; a++)
+            len += snprintf(buf + len, cap - len, "%s%ld", a ? ", " : "",
+                            (long)PyArray_DIM(in[j], a));
+        len += snprintf(buf + len, cap - len, PyArray_NDIM(in[j]) == 1 ? ",)" : ")");
+    }
+}
+
+static int vmc__bad_shapes(const vmc_ew_desc *d, PyArrayObject **in) {
+    char shapes[2048], pattern[512];
+    size_t len = 0;
+    vmc__shapes(shapes, sizeof shapes, in, d->nin);
+    for (int j = 0; j < d->nin && len + 80 < sizeof pattern; j++) {
+        len += snprintf(pattern + len, sizeof pattern - len, "%si%d (", j ? ", " : "", j);
+        for (int a = 0; a < d->nd; a++)
+            len += snprintf(pattern + len, sizeof pattern - len, "%s%s", a ? ", " : "",
+                            d->bcast[j * d->nd + a] ? "1" : "n");
+        len += snprintf(pattern + len, sizeof pattern - len, ")");
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "elemwise kernel %s: input shapes %s do not fit its broadcast pattern %s "
+                 "(each dim marked 1 must have extent 1, and the others must agree)",
+                 d->label, shapes, pattern);
+    return -1;
+}
+
+static void vmc__extent(PyArrayObject *a, char **lo, char **hi) {
+    char *l = PyArray_BYTES(a), *h = l;
+    for (int k = 0; k < PyArray_NDIM(a); k++) {
+        npy_intp span = (PyArray_DIM(a, k) - 1) * PyArray_STRIDE(a, k);
+        if (PyArray_DIM(a, k) == 0) { *lo = *hi = l; return; }
+        if (span < 0) l += span; else h += span;
+    }
+    *lo = l;
+    *hi = h + PyArray_ITEMSIZE(a);
+}
+
+/* May output k be written into input j? Same dtype and shape, C-contiguous,
+ * writeable, and no other input overlaps it except as the identical view. */
+static int vmc__can_alias(const vmc_ew_desc *d, PyArrayObject **in, int j, int type,
+                          int ond, const npy_intp *oshape) {
+    PyArrayObject *a = in[j];
+    if (PyArray_TYPE(a) != type || PyArray_NDIM(a) != ond || !PyArray_IS_C_CONTIGUOUS(a)
+        || !PyArray_ISWRITEABLE(a) || !PyArray_ISALIGNED(a))
+        return 0;
+    for (int k = 0; k < ond; k++)
+        if (PyArray_DIM(a, k) != oshape[k]) return 0;
+    char *lo, *hi, *lo2, *hi2;
+    vmc__extent(a, &lo, &hi);
+    for (int i = 0; i < d->nin; i++) {
+        PyArrayObject *b = in[i];
+        if (i == j || b == a) continue;
+        vmc__extent(b, &lo2, &hi2);
+        if (lo2 >= hi || lo >= hi2) continue;
+        if (PyArray_BYTES(b) == PyArray_BYTES(a) && PyArray_NDIM(b) == ond
+            && PyArray_IS_C_CONTIGUOUS(b) && PyArray_ITEMSIZE(b) == PyArray_ITEMSIZE(a)) {
+            int same = 1;
+            for (int k = 0; k < ond; k++) same &= PyArray_DIM(b, k) == oshape[k];
+            if (same) continue;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/* Output k: the in-place input, the ctx's buffer when only the ctx holds it
+ * (then nobody can see it overwritten), or a new C-contiguous array. */
+static PyArrayObject *vmc__output(const vmc_ew_desc *d, PyObject **ctxbuf, int k,
+                                  PyArrayObject **in, npy_bool *taken, int ond,
+                                  npy_intp *oshape) {
+    int type = d->out_types[k], j = d->inplace[k];
+    if (!d->reduce && j >= 0 && !taken[j] && vmc__can_alias(d, in, j, type, ond, oshape)) {
+        taken[j] = 1;
+        Py_INCREF(in[j]);
+        return in[j];
+    }
+    PyArrayObject *b = ctxbuf ? (PyArrayObject *)ctxbuf[k] : NULL;
+    if (b && Py_REFCNT(b) == 1 && PyArray_TYPE(b) == type && PyArray_NDIM(b) == ond) {
+        int same = 1;
+        for (int a = 0; a < ond; a++) same &= PyArray_DIM(b, a) == oshape[a];
+        if (same) { Py_INCREF(b); return b; }
+    }
+    PyArrayObject *o = (PyArrayObject *)PyArray_SimpleNew(ond, oshape, type);
+    if (o && ctxbuf) {
+        if (PyArray_NBYTES(o) <= d->reuse_max) { Py_INCREF(o); Py_XSETREF(ctxbuf[k], (PyObject *)o); }
+        else Py_CLEAR(ctxbuf[k]);
+    }
+    return o;
+}
+
+/* Merge dimensions that are contiguous for every operand and drop extent-1
+ * ones; returns the new ndim (>= 1). shape/str are updated in place. */
+static int vmc__collapse(int nd, int nops, npy_intp *shape, npy_intp (*str)[VMC_MAXDIM]) {
+    int m = 0;
+    for (int a = 0; a < nd; a++) {
+        if (shape[a] == 1) continue;
+        int merge = m > 0;
+        for (int o = 0; o < nops && merge; o++)
+            merge = str[o][m - 1] == str[o][a] * shape[a];
+        if (merge) {
+            shape[m - 1] *= shape[a];
+            for (int o = 0; o < nops; o++) str[o][m - 1] = str[o][a];
+        } else {
+            shape[m] = shape[a];
+            for (int o = 0; o < nops; o++) str[o][m] = str[o][a];
+            m++;
+        }
+    }
+    if (m == 0) {
+        shape[0] = 1;
+        for (int o = 0; o < nops; o++) str[o][0] = 0;
+        m = 1;
+    }
+    return m;
+}
+
+/* Walk all but the last of `nd` dims, calling the row loop for each. */
+static void vmc__walk(const vmc_ew_desc *d, int nd, int nops, const npy_intp *shape,
+                      npy_intp (*str)[VMC_MAXDIM], char **base, int use_row, int acc_row) {
+    npy_intp idx[VMC_MAXDIM] = {0}, inner[VMC_MAXOPS];
+    char *p[VMC_MAXOPS];
+    npy_intp n = shape[nd - 1];
+    for (int o = 0; o < nops; o++) { p[o] = base[o]; inner[o] = str[o][nd - 1]; }
+    for (;;) {
+        if (!d->reduce) {
+            if (use_row) d->row(n, p); else d->strided(n, p, inner);
+        } else if (use_row) {
+            if (acc_row) d->rrow(n, p); else d->racc(n, p);
+        } else {
+            d->rstrided(n, p, inner);
+        }
+        int a = nd - 2;
+        for (; a >= 0; a--) {
+            for (int o = 0; o < nops; o++) p[o] += str[o][a];
+            if (++idx[a] < shape[a]) break;
+            for (int o = 0; o < nops; o++) p[o] -= str[o][a] * shape[a];
+            idx[a] = 0;
+        }
+        if (a < 0) return;
+    }
+}
+
+/* Inputs as aligned native arrays of the kernel's dtypes: borrowed when they
+ * already are, else converted (numpy scalars and Python numbers cast freely;
+ * arrays only safely) into owned[j]. */
+static int vmc__inputs(const vmc_ew_desc *d, PyObject **regs, const int *ins,
+                       PyArrayObject **in, PyObject **owned) {
+    for (int j = 0; j < d->nin; j++) {
+        PyObject *o = regs[ins[j]];
+        if (!o) {
+            PyErr_Format(PyExc_RuntimeError, "elemwise kernel %s: input %d is empty", d->label, j);
+            return -1;
+        }
+        if (PyArray_Check(o) && PyArray_TYPE((PyArrayObject *)o) == d->in_types[j]
+            && PyArray_ISBEHAVED_RO((PyArrayObject *)o)) {
+            in[j] = (PyArrayObject *)o;
+            continue;
+        }
+        int flags = NPY_ARRAY_ALIGNED | NPY_ARRAY_NOTSWAPPED;
+        if (!PyArray_Check(o)) flags |= NPY_ARRAY_FORCECAST;
+        owned[j] = PyArray_FromAny(o, PyArray_DescrFromType(d->in_types[j]), 0, 0, flags, NULL);
+        if (!owned[j]) return -1;
+        in[j] = (PyArrayObject *)owned[j];
+    }
+    return 0;
+}
+
+/* Extents of the broadcast result and each input's strides (0 where it
+ * broadcasts). An input given with fewer dims is accepted only as a scalar
+ * in a position whose dims are all broadcastable. */
+static int vmc__broadcast(const vmc_ew_desc *d, PyArrayObject **in, npy_intp *shape,
+                          npy_intp (*str)[VMC_MAXDIM]) {
+    int nd = d->nd;
+    npy_bool seen[VMC_MAXDIM] = {0};
+    for (int a = 0; a < nd; a++) shape[a] = 1;
+    for (int j = 0; j < d->nin; j++) {
+        const npy_bool *bc = d->bcast + j * nd;
+        PyArrayObject *x = in[j];
+        if (PyArray_NDIM(x) != nd) {
+            int all = 1;
+            for (int a = 0; a < nd; a++) all &= bc[a];
+            if (!all || PyArray_SIZE(x) != 1) return vmc__bad_shapes(d, in);
+            for (int a = 0; a < nd; a++) str[j][a] = 0;
+            continue;
+        }
+        for (int a = 0; a < nd; a++) {
+            npy_intp e = PyArray_DIM(x, a);
+            str[j][a] = e == 1 ? 0 : PyArray_STRIDE(x, a);
+            if (bc[a]) {
+                if (e != 1) return vmc__bad_shapes(d, in);
+            } else if (seen[a] && e != shape[a]) {
+                return vmc__bad_shapes(d, in);
+            } else {
+                shape[a] = e;
+                seen[a] = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Row mode: each input's inner stride is 0 (row-scalar) or its itemsize,
+ * as the generated row loop expects; outputs' inner stride is `ostride`. */
+static int vmc__row_ok(const vmc_ew_desc *d, int nd, npy_intp (*str)[VMC_MAXDIM],
+                       PyArrayObject **in, PyArrayObject **out, int reduced_inner,
+                       const npy_intp *shape) {
+    if (shape[nd - 1] == 1) return 1;     /* one element: strides never used */
+    for (int j = 0; j < d->nin; j++) {
+        npy_intp want = (d->nd == 0 || d->bcast[j * d->nd + d->nd - 1]) ? 0 : PyArray_ITEMSIZE(in[j]);
+        if (str[j][nd - 1] != want) return 0;
+    }
+    for (int k = 0; k < d->nout; k++) {
+        npy_intp want = reduced_inner ? 0 : PyArray_ITEMSIZE(out[k]);
+        if (str[d->nin + k][nd - 1] != want) return 0;
+    }
+    return 1;
+}
+
+static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **out,
+                     npy_intp *shape, npy_intp (*str)[VMC_MAXDIM], npy_intp n) {
+    int nops = d->nin + d->nout, nd = d->nd;
+    char *base[VMC_MAXOPS];
+    for (int j = 0; j < d->nin; j++) base[j] = PyArray_BYTES(in[j]);
+    for (int k = 0; k < d->nout; k++) {
+        PyArrayObject *o = out[k];
+        base[d->nin + k] = PyArray_BYTES(o);
+        /* output strides over the kernel's dims: 0 along reduced axes */
+        for (int a = 0, b = 0; a < nd; a++) {
+            if (d->reduce && d->raxes[a]) { str[d->nin + k][a] = 0; continue; }
+            str[d->nin + k][a] = shape[a] == 1 ? 0 : PyArray_STRIDE(o, b);
+            b++;
+        }
+    }
+    if (d->reduce) d->rinit(base + d->nin, PyArray_SIZE(out[0]));
+    if (n == 0) return;
+    int cnd = vmc__collapse(nd, nops, shape, str);
+    int reduced_inner = d->reduce && str[d->nin][cnd - 1] == 0;
+    int use_row = vmc__row_ok(d, cnd, str, in, out, reduced_inner, shape);
+    NPY_BEGIN_THREADS_DEF;
+    if (n >= VMC_GIL_MIN) NPY_BEGIN_THREADS;
+    vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
+    NPY_END_THREADS;
+}
+
+/* The thunk body: see vmc_thunk.h for the calling convention. */
+static int vmc_ew_call(const vmc_ew_desc *d, void *ctx, PyObject **regs, const int *ins,
+                       const int *outs) {
+    PyArrayObject *in[VMC_MAXOPS], *out[VMC_MAXOPS];
+    PyObject *owned[VMC_MAXOPS];
+    npy_intp shape[VMC_MAXDIM], oshape[VMC_MAXDIM], str[VMC_MAXOPS][VMC_MAXDIM];
+    npy_bool taken[VMC_MAXOPS] = {0};
+    int nout = d->nout, ond = 0, rc = -1, k = 0;
+    for (int j = 0; j < d->nin; j++) owned[j] = NULL;
+    if (vmc__inputs(d, regs, ins, in, owned) < 0) goto done;
+    if (vmc__broadcast(d, in, shape, str) < 0) goto done;
+    npy_intp n = 1, m = 1;
+    for (int a = 0; a < d->nd; a++) {
+        n *= shape[a];
+        if (!(d->reduce && d->raxes[a])) { oshape[ond++] = shape[a]; m *= shape[a]; }
+    }
+    if (d->reduce && n == 0 && m != 0 && d->reduce_name[0] != 'a') {
+        PyErr_Format(PyExc_ValueError, "elemwise kernel %s: zero-size array to reduction "
+                     "operation %s which has no identity", d->label, d->reduce_name);
+        goto done;
+    }
+    for (k = 0; k < nout; k++)
+        if (!(out[k] = vmc__output(d, (PyObject **)ctx, k, in, taken, ond, oshape))) goto done;
+    vmc__run(d, in, out, shape, str, n);
+    for (k = 0; k < nout; k++) Py_XSETREF(regs[outs[k]], (PyObject *)out[k]);
+    rc = 0;
+done:
+    if (rc < 0) for (int i = 0; i < k; i++) Py_DECREF(out[i]);
+    for (int j = 0; j < d->nin; j++) Py_XDECREF(owned[j]);
+    return rc;
+}
+
+static const vmc_ew_api VMC_EW_API = {vmc_ew_call, vmc_ew_clear};
+
+#endif /* VMC_EW_RUNTIME_H */

@@ -21,18 +21,18 @@ from .math import (all, any, argmax, argmin, dot, logsumexp, max, mean, min, out
                    sum, transpose, var)
 from .nnet import (binary_crossentropy, categorical_crossentropy, log_softmax, relu, softmax,
                    sigmoid_binary_crossentropy)
-from .shape import (alloc, concatenate, expand_dims, flatten, full, join, ones, ones_like,
-                    reshape, shape, shape_i, shape_padleft, shape_padright, squeeze, stack,
-                    zeros, zeros_like)
+from .shape import (alloc, concatenate, expand_dims, flatten, full, full_like, join, ones,
+                    ones_like, reshape, shape, shape_i, shape_padleft, shape_padright,
+                    specify_broadcastable, specify_shape, squeeze, stack, zeros, zeros_like)
 from .subtensor import getitem, inc_subtensor, set_subtensor
 from .variable import TensorConstant, TensorSharedVariable, TensorVariable
+from .blas_ops import batched_dot, matmul, tensordot
+from .extra_ops import (diag, diagonal, flatnonzero, nonzero, nonzero_values, repeat, split,
+                        tile, trace, tril, triu)
 from . import nnet  # noqa: F401  (vt.nnet.softmax, as in Theano)
+from . import linalg  # noqa: F401  (vt.linalg.solve, ...)
+from . import random  # noqa: F401  (vt.random.RandomStream)
 
-
-def matmul(x, y):
-    """``np.matmul``; vectors and matrices go through ``dot``."""
-    x, y = as_tensor_variable(x), as_tensor_variable(y)
-    if x.type.ndim <= 2 and y.type.ndim <= 2 and x.type.ndim and y.type.ndim:
-        return dot(x, y)
-    from .blas_ops import matmul as _matmul
-    return _matmul(x, y)
+# Importing the module vmc.tensor.scalar (the scalar op table) rebinds the
+# package attribute ``scalar``; the vocabulary's ``vt.scalar`` is the constructor.
+from .basic import scalar  # noqa: E402,F811

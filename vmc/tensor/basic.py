@@ -127,8 +127,9 @@ def _plural(single):
 scalars, vectors, matrices = _plural(scalar), _plural(vector), _plural(matrix)
 tensor3s, tensor4s = _plural(tensor3), _plural(tensor4)
 for _p in _PREFIX:
-    for _kind in ("scalar", "vector", "matrix"):
-        globals()[_p + _kind + "s"] = _plural(globals()[_p + _kind])
+    for _kind, _plural_name in (("scalar", "scalars"), ("vector", "vectors"),
+                                ("matrix", "matrices")):
+        globals()[_p + _plural_name] = _plural(globals()[_p + _kind])
 
 
 def shared(value, name=None, borrow=False, shape=None):
@@ -144,3 +145,10 @@ def shared(value, name=None, borrow=False, shape=None):
     if shape is None:
         shape = (None,) * arr.ndim
     return TensorSharedVariable(TensorType(arr.dtype, shape), value, name=name, borrow=borrow)
+
+
+# What ``from .basic import *`` gives the vocabulary: the functions and the
+# generated constructors, not this module's imports.
+__all__ = sorted(n for n, v in globals().items()
+                 if not n.startswith("_") and callable(v) and getattr(v, "__module__", None)
+                 == __name__ or n in ("as_tensor_variable",))

@@ -74,8 +74,11 @@ def eye(n, m=None, k=0, dtype=None):
 
 
 def identity_like(x, dtype=None):
+    """An identity matrix (``eye``) of ``x``'s shape and dtype; ``x`` a matrix."""
     from .shape import shape_i
     x = as_tensor_variable(x)
+    if x.type.ndim != 2:
+        raise TypeError(f"identity_like: expected a matrix, got {x.type}")
     return eye(shape_i(x, 0), shape_i(x, 1), 0, dtype=dtype or x.type.dtype)
 
 

@@ -46,7 +46,7 @@ class DimShuffle(Op):
         return [tuple(1 if d == "x" else s[d] for d in self.new_order)]
 
     def pullback(self, inputs, outputs, grads):
-        (x,), (g,) = inputs, grads
+        (g,) = grads
         # Sum over the inserted dims, then put the kept dims back in order.
         added = tuple(i for i, d in enumerate(self.new_order) if d == "x")
         from .math import sum as vsum
@@ -70,7 +70,9 @@ def dimshuffle(x, pattern):
     return DimShuffle(x.type.ndim, pattern)(x)
 
 
-def _broadcast_shape(types, opname):
+def _broadcast_shape(types, opname, given=None):
+    """The static shape of ``types`` (of equal rank) broadcast together; the
+    error names the operands as ``given`` (the types before padding)."""
     ndim = types[0].ndim
     shape = []
     for d in range(ndim):
@@ -78,7 +80,8 @@ def _broadcast_shape(types, opname):
         known = {s for s in dims if s is not None and s != 1}
         if len(known) > 1:
             raise TypeError(f"{opname}: incompatible static shapes "
-                            f"{', '.join(str(t) for t in types)} (dim {d}: {sorted(known)})")
+                            f"{' and '.join(str(t) for t in (given or types))} "
+                            f"(dim {d - ndim} has lengths {sorted(known)})")
         if known:
             shape.append(known.pop())
         elif all(s == 1 for s in dims):
@@ -103,10 +106,11 @@ class Elemwise(Op):
         inputs = [weak_operand(i, dtypes) if not isinstance(i, Variable) else
                   as_tensor_variable(i) for i in inputs]
         ndim = max(i.type.ndim for i in inputs)
+        given = [i.type for i in inputs]
         inputs = [i if i.type.ndim == ndim else
                   DimShuffle(i.type.ndim, ("x",) * (ndim - i.type.ndim)
                              + tuple(range(i.type.ndim)))(i) for i in inputs]
-        shape = _broadcast_shape([i.type for i in inputs], str(self))
+        shape = _broadcast_shape([i.type for i in inputs], str(self), given)
         dtype = self.scalar_op.output_dtype([i.type.dtype for i in inputs])
         return Apply(self, inputs, [TensorType(dtype, shape).make_variable()])
 

@@ -50,10 +50,7 @@ class CAReduce(Op):
         x = as_tensor_variable(x)
         if builtins.any(a >= x.type.ndim for a in self.axis):
             raise ValueError(f"{self}: axis out of range for {x.type}")
-        if self.scalar_name in ("and", "or"):
-            dtype = "bool"
-        else:
-            dtype = str(np.asarray(self.impl(np.ones(1, x.type.dtype))).dtype)
+        dtype = _reduce_dtype(self.scalar_name, x.type.dtype)
         shape = tuple(s for d, s in enumerate(x.type.shape) if d not in self.axis)
         return Apply(self, [x], [TensorType(dtype, shape).make_variable()])
 
@@ -67,10 +64,20 @@ class CAReduce(Op):
         g_full = _expand_to(g, x, self.axis)
         if self.scalar_name == "add":
             return [g_full]
-        out_full = _expand_to(out, x, self.axis)
         if self.scalar_name == "mul":
-            return [g_full * out_full / x]
+            return [g_full * self._prod_others(x)]
+        out_full = _expand_to(out, x, self.axis)
         return [g_full * eq(x, out_full)]          # max/min: to the arg(s) of the extremum
+
+    def _prod_others(self, x):
+        """d prod(x) / dx_i = the product of the other elements. out / x fails
+        at zeros, so count them: with none it is prod / x_i; with one, the
+        product of the rest at the zero and 0 elsewhere; with more, 0."""
+        zero = eq(x, 0)
+        safe = switch(zero, 1, x)
+        rest = _expand_to(CAReduce("mul", self.axis)(safe), x, self.axis)
+        n_zero = _expand_to(CAReduce("add", self.axis)(cast(zero, "int64")), x, self.axis)
+        return switch(eq(n_zero, 0), rest / safe, switch(eq(n_zero, 1) & zero, rest, 0))
 
     def __str__(self):
         name = _REDUCE_NAMES[self.scalar_name]
@@ -95,10 +102,19 @@ def _reduce(name, x, axis, keepdims, dtype=None):
     axes = normalize_axis(axis, x.type.ndim, _REDUCE_NAMES[name].lower())
     if dtype is not None:
         x = cast(x, dtype)
-    out = CAReduce(name, axes)(x) if axes else x
-    if not axes and name in ("and", "or"):
-        out = cast(x, "bool")
+    if axes:
+        out = CAReduce(name, axes)(x)
+    else:
+        # Nothing to reduce (a 0-d input, or axis=()): numpy still applies the
+        # reduction's dtype rule (the sum of int8 values is int64).
+        out = cast(x, _reduce_dtype(name, x.type.dtype))
     return _keep(out, x.type.ndim, axes) if keepdims else out
+
+
+def _reduce_dtype(name, dtype):
+    if name in ("and", "or"):
+        return "bool"
+    return str(np.asarray(_REDUCE_IMPL[name](np.ones(1, dtype))).dtype)
 
 
 def _keep(out, ndim, axes):

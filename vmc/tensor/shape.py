@@ -99,6 +99,10 @@ def as_shape_vector(shape):
     as ``(int64 vector variable, static shape tuple)``."""
     if isinstance(shape, Variable):
         shape = as_tensor_variable(shape)
+        if shape.owner is not None and isinstance(shape.owner.op, Shape):
+            return shape, shape.owner.inputs[0].type.shape     # reshape(g, x.shape)
+        if shape.type.ndim == 0:
+            return as_shape_vector([shape])
         if shape.type.ndim != 1:
             raise TypeError(f"a shape must be a vector, got {shape.type}")
         n = shape.type.shape[0]
@@ -136,12 +140,21 @@ class Reshape(Op):
         return Apply(self, [x, shp], [TensorType(x.type.dtype, static).make_variable()])
 
     def infer_shape(self, node, shapes):
+        from .elemwise import eq, switch
+        from .math import prod
         from .subtensor import getitem
         x, shp = node.inputs
-        out = []
+        out, size = [], None
         for d in range(self.ndim):
             s = node.outputs[0].type.shape[d]
-            out.append(constant(s, dtype="int64") if s is not None else getitem(shp, d))
+            if s is not None:
+                out.append(constant(s, dtype="int64"))
+                continue
+            if size is None:
+                size = prod(shapes[0]) if shapes[0] else constant(1, dtype="int64")
+            # A -1 entry stands for size / (product of the others) = size // -prod(shp).
+            e = getitem(shp, d)
+            out.append(switch(eq(e, -1), size // -prod(shp), e))
         return [tuple(out)]
 
     def pullback(self, inputs, outputs, grads):
@@ -249,6 +262,27 @@ class SpecifyShape(Op):
         return [grads[0]]
 
 
+def specify_shape(x, shape):
+    """``x`` with a static shape (entries int or None); checked when run."""
+    x = as_tensor_variable(x)
+    shape = tuple(None if s is None else int(s) for s in shape)
+    if len(shape) != x.type.ndim:
+        raise ValueError(f"specify_shape: {len(shape)} entries for {x.type}")
+    for d, (s, t) in enumerate(zip(shape, x.type.shape)):
+        if s is not None and t is not None and s != t:
+            raise ValueError(f"specify_shape: dim {d} of {x.type} cannot be {s}")
+    if all(s is None or s == t for s, t in zip(shape, x.type.shape)):
+        return x
+    return SpecifyShape(shape)(x)
+
+
+def specify_broadcastable(x, *axes):
+    """``x`` with ``axes`` known to have length 1 (so they broadcast); checked when run."""
+    x = as_tensor_variable(x)
+    axes = {a % max(x.type.ndim, 1) for a in axes}
+    return specify_shape(x, [1 if d in axes else s for d, s in enumerate(x.type.shape)])
+
+
 def zeros_like(x, dtype=None):
     x = as_tensor_variable(x)
     return alloc_like(constant(0, dtype=dtype or x.type.dtype), x)
@@ -260,6 +294,11 @@ def ones_like(x, dtype=None):
 
 
 def _dims(shape):
+    if isinstance(shape, Variable) and shape.type.ndim == 1:
+        n = shape.type.shape[0]
+        if n is None:
+            raise ValueError(f"a shape vector must have a known length, got {shape.type}")
+        return [shape[i] for i in range(n)]
     if isinstance(shape, (int, np.integer, Variable)):
         shape = (shape,)
     return list(shape)
@@ -276,7 +315,19 @@ def ones(shape, dtype=None):
 
 
 def full(shape, fill_value, dtype=None):
-    return alloc(constant(fill_value, dtype=dtype), *_dims(shape))
+    """``np.full``: a Python float fills with ``config.floatX``, a variable
+    with its own dtype (unless ``dtype`` says otherwise)."""
+    if isinstance(fill_value, Variable):
+        value = as_tensor_variable(fill_value)
+        value = cast(value, dtype) if dtype is not None else value
+    else:
+        value = constant(fill_value, dtype=dtype)
+    return alloc(value, *_dims(shape))
+
+
+def full_like(x, fill_value, dtype=None):
+    x = as_tensor_variable(x)
+    return alloc_like(constant(fill_value, dtype=dtype or x.type.dtype), x)
 
 
 class Join(Op):
@@ -378,9 +429,19 @@ def shape_padright(x, n_ones=1):
 
 
 def squeeze(x, axis=None):
+    """Drop dims of length 1. With ``axis=None``, the dims known to be 1
+    statically (the rank must be known when the graph is built); a named
+    ``axis`` whose length is unknown is checked when the function runs."""
+    from .math import normalize_axis
     x = as_tensor_variable(x)
     if axis is None:
         axes = [d for d, s in enumerate(x.type.shape) if s == 1]
     else:
-        axes = [a % x.type.ndim for a in ((axis,) if isinstance(axis, int) else axis)]
+        axes = list(normalize_axis(axis, x.type.ndim, "squeeze"))
+        for a in axes:
+            s = x.type.shape[a]
+            if s is not None and s != 1:
+                raise ValueError(f"squeeze: dim {a} of {x.type} has length {s}, not 1")
+        if any(x.type.shape[a] is None for a in axes):
+            x = SpecifyShape(tuple(1 if d in axes else None for d in range(x.type.ndim)))(x)
     return dimshuffle(x, [d for d in range(x.type.ndim) if d not in axes])

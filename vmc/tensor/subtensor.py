@@ -70,7 +70,9 @@ def _is_advanced(template):
 
 def _out_type(x, template, inputs):
     """Output type, by indexing a dummy array shaped like ``x``."""
-    dims = [s if s is not None else 2 for s in x.type.shape]
+    # A small dummy array with x's rank tells the output's rank (and raises
+    # numpy's own IndexError for an index that does not fit).
+    dims = [2 if s is None else min(s, 2) for s in x.type.shape]
     it = iter(inputs)
     entries = []                 # (template entry, dummy index value, dims consumed)
     for e in template:
@@ -105,24 +107,133 @@ def _out_type(x, template, inputs):
         ndim = np.empty(dims)[tuple(idx)].ndim
     except IndexError as err:
         raise IndexError(f"invalid index for {x.type}: {err}") from None
-    shape = [None] * ndim
-    if not _is_advanced(template) and all(e[0] != "ellipsis" for e in template):
-        # Keep static lengths of the dims taken whole by a bare ':'.
-        d_in, d_out = 0, 0
-        for e in template:
-            if e[0] == "none":
-                shape[d_out] = 1
-                d_out += 1
-            elif e[0] == "int":
-                d_in += 1
-            else:
-                if not any(e[1:]):
-                    shape[d_out] = x.type.shape[d_in]
-                d_in += 1
-                d_out += 1
-        for k in range(d_out, ndim):
-            shape[k] = x.type.shape[d_in + k - d_out]
-    return TensorType(x.type.dtype, tuple(shape))
+    shape = index_shape(x, template, inputs, symbolic=False)
+    assert len(shape) == ndim, (shape, ndim)
+    return TensorType(x.type.dtype, shape)
+
+
+def _walk(ndim, template, inputs):
+    """The index as a list of ``(kind, dim of x, payload)`` with the Ellipsis
+    expanded and the dims it leaves unindexed added as whole slices. kinds:
+    "slice" (payload: start, stop, step, each a variable or None), "int",
+    "none", "array" (payload: the index variable; a boolean one spans its
+    ndim dims)."""
+    it = iter(inputs)
+    items, used = [], 0
+    for e in template:
+        if e[0] == "slice":
+            items.append(["slice", None, tuple(next(it) if has else None for has in e[1:])])
+            used += 1
+        elif e[0] in ("int", "array"):
+            v = next(it)
+            items.append([e[0], None, v])
+            used += v.type.ndim if v.type.dtype == "bool" else 1
+        else:
+            items.append([e[0], None, None])
+    out, d = [], 0
+    for kind, _, payload in items:
+        if kind == "ellipsis":
+            for _ in range(ndim - used):
+                out.append(("slice", d, (None, None, None)))
+                d += 1
+            continue
+        out.append((kind, d, payload))
+        if kind in ("slice", "int"):
+            d += 1
+        elif kind == "array":
+            d += payload.type.ndim if payload.type.dtype == "bool" else 1
+    out += [("slice", k, (None, None, None)) for k in range(d, ndim)]
+    return out
+
+
+def _static_slice_len(n, parts):
+    if all(p is None for p in parts):
+        return n
+    if n is None or not all(p is None or isinstance(p, Constant) for p in parts):
+        return None
+    vals = [None if p is None else int(p.data) for p in parts]
+    if vals[2] == 0:
+        return None
+    return len(range(*slice(*vals).indices(n)))
+
+
+def _slice_len(n, start, stop, step):
+    """``len(range(*slice(start, stop, step).indices(n)))``, symbolically."""
+    from .elemwise import clip, lt, maximum, switch
+    if start is None and stop is None and step is None:
+        return n
+
+    def norm(v, default, lo, hi):
+        if v is None:
+            return default
+        return clip(switch(lt(v, 0), v + n, v), lo, hi)
+
+    def forward(s):
+        b, e = norm(start, 0, 0, n), norm(stop, n, 0, n)
+        return maximum((e - b + s - 1) // s, 0)
+
+    def backward(s):
+        b, e = norm(start, n - 1, -1, n - 1), norm(stop, -1, -1, n - 1)
+        return maximum((b - e - s - 1) // (-s), 0)
+
+    if step is None:
+        return forward(1)
+    if isinstance(step, Constant):
+        return forward(step) if int(step.data) > 0 else backward(step)
+    return switch(lt(step, 0), backward(step), forward(step))
+
+
+def index_shape(x, template, inputs, symbolic=True, xshape=None):
+    """The shape of ``x[index]``: static ints/None (``symbolic=False``) or
+    symbolic lengths given ``xshape`` (``x``'s symbolic shape)."""
+    from .shape import shape_i
+    from .elemwise import neq
+    from .math import sum as vsum
+    shape = x.type.shape if not symbolic else xshape
+    parts, advanced = [], _is_advanced(template)
+    for kind, d, payload in _walk(x.type.ndim, template, inputs):
+        if kind == "slice":
+            n = (_slice_len(shape[d], *payload) if symbolic
+                 else _static_slice_len(shape[d], payload))
+            parts.append(("dim", n))
+        elif kind == "none":
+            parts.append(("dim", 1))
+        elif kind == "int":
+            if advanced:
+                parts.append(("adv", []))
+        elif payload.type.dtype == "bool":
+            count = vsum(neq(payload, 0), dtype="int64") if symbolic else None
+            parts.append(("adv", [(None, count)]))
+        else:
+            st = payload.type.shape
+            parts.append(("adv", [(s, shape_i(payload, k) if symbolic else s)
+                                  for k, s in enumerate(st)]))
+    if not advanced:
+        return tuple(n for _, n in parts)
+    adv_pos = [i for i, (k, _) in enumerate(parts) if k == "adv"]
+    bshape = _broadcast_index_shapes([p for k, p in parts if k == "adv"], symbolic)
+    dims = [n for k, n in parts if k == "dim"]
+    if adv_pos == list(range(adv_pos[0], adv_pos[-1] + 1)):
+        at = sum(1 for k, _ in parts[:adv_pos[0]] if k == "dim")
+        return tuple(dims[:at]) + bshape + tuple(dims[at:])
+    return bshape + tuple(dims)
+
+
+def _broadcast_index_shapes(shapes, symbolic):
+    """Broadcast the index arrays' shapes (lists of (static, length) pairs)."""
+    nd = max((len(s) for s in shapes), default=0)
+    out = []
+    for d in range(nd):
+        cands = [s[len(s) - nd + d] for s in shapes if len(s) - nd + d >= 0]
+        real = [c for c in cands if c[0] != 1]
+        if not real:
+            out.append(1)
+        elif symbolic:
+            out.append(real[0][1])
+        else:
+            known = {c[0] for c in real if c[0] is not None}
+            out.append(known.pop() if len(known) == 1 else None)
+    return tuple(out)
 
 
 class Subtensor(Op):
@@ -144,7 +255,8 @@ class Subtensor(Op):
         return [gx] + [None] * len(idx)
 
     def infer_shape(self, node, shapes):
-        raise NotImplementedError
+        x, idx = node.inputs[0], node.inputs[1:]
+        return [index_shape(x, self.template, idx, symbolic=True, xshape=shapes[0])]
 
     def __str__(self):
         return "AdvancedSubtensor" if _is_advanced(self.template) else "Subtensor"
@@ -165,6 +277,10 @@ class IncSubtensor(Op):
         sub_type = _out_type(x, self.template, inputs)
         if y.type.ndim > sub_type.ndim:
             raise TypeError(f"{self}: value {y.type} has more dims than x[index] ({sub_type})")
+        for a, b in zip(reversed(y.type.shape), reversed(sub_type.shape)):
+            if a not in (None, 1) and b is not None and a != b:
+                raise TypeError(f"{self}: value {y.type} does not broadcast to x[index] "
+                                f"({sub_type}) of {x.type}")
         if not np.can_cast(y.type.dtype, x.type.dtype, "same_kind"):
             raise TypeError(f"{self}: cannot write {y.type.dtype} values into {x.type}")
         return Apply(self, [x, y] + inputs, [x.type.make_variable()])
@@ -178,10 +294,26 @@ class IncSubtensor(Op):
         (g,) = grads
         gx = g if not self.set else IncSubtensor(self.template, True)(g, 0, *idx)
         gy = Subtensor(self.template)(g, *idx)
+        if self.set and any(e[0] == "array" for e in self.template) \
+                and any(i.type.dtype != "bool" for i in idx):
+            gy = gy * self._last_writes(x, idx)
         if gy.type.ndim > y.type.ndim:
             from .math import sum as vsum
             gy = vsum(gy, axis=tuple(range(gy.type.ndim - y.type.ndim)))
         return [gx, _unbroadcast(gy, y)] + [None] * len(idx)
+
+    def _last_writes(self, x, idx):
+        """A mask over x[index]: true where the write lands last (a repeated
+        integer index keeps the last value, as in numpy, so only that
+        occurrence of ``y`` reaches the output)."""
+        from .creation import arange
+        from .elemwise import eq
+        from .shape import full, reshape, shape
+        region = Subtensor(self.template)(x, *idx)
+        n = region.size
+        order = reshape(arange(n), shape(region), ndim=region.type.ndim)
+        tags = IncSubtensor(self.template, True)(full(shape(x), -1, dtype="int64"), order, *idx)
+        return eq(Subtensor(self.template)(tags, *idx), order)
 
     def __str__(self):
         kind = "Set" if self.set else "Inc"

@@ -19,6 +19,9 @@ def _t():
 
 class _TensorOps:
     __slots__ = ()
+    # numpy defers to our reflected operators (``array + x``, ``array @ x``)
+    # instead of treating the variable as an object scalar.
+    __array_ufunc__ = None
 
     # -- metadata ------------------------------------------------------------
     @property

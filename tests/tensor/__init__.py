@@ -1,0 +1,1 @@
+"""Tests of vmc.tensor (a package, so its helpers import relatively)."""

@@ -1,31 +1,143 @@
-"""Modes as lists of named passes, and the driver that runs them."""
+"""Modes as lists of named passes, and ``optimize``, which runs them.
+
+Read top to bottom, fast_run is::
+
+    canonicalize -> stabilize -> specialize -> fusion -> final_merge -> dead_code
+
+Each rewriting pass is the equilibrium driver over some rewrite sets; merging
+(common subexpressions, constants by value) rides along in each, so ``merge``
+on its own is the driver with no rewrites. ``fusion`` and ``dead_code`` are
+plain functions of the graph.
+
+``config.print_rewrites`` prints, after each pass, which rewrites fired and
+the graph; ``config.check_graph`` validates the graph after each pass; the
+time of each pass goes into ``timings`` (the function's profile).
+"""
 from __future__ import annotations
 
+import sys
 import time
 
 from vmc.config import config
 
-from .merge import merge_pass
+from .driver import Equilibrium
+from .rewriting import REGISTRY
 
-# mode name -> list of (pass name, function(fgraph))
+# Importing the rewrite modules registers their rewrites.
+from . import basic, canonicalize, stabilize, specialize, blas, fusion  # noqa: F401,E401
+from .basic import dead_code_pass
+from .check import check_fgraph
+
+# pass name -> (rewrite sets run on every node, sets run only on what changed),
+# or a function of (fgraph, mode)
+PASSES = {
+    "merge": ((), ()),
+    "constant_folding": (("constant_folding",), ()),
+    "canonicalize": (("constant_folding", "canonicalize"), ()),
+    "stabilize": (("stabilize",), ("constant_folding", "canonicalize")),
+    "specialize": (("specialize",), ("constant_folding",)),
+    "fusion": fusion.fusion_pass,
+    "final_merge": ((), ()),
+    "dead_code": dead_code_pass,
+}
+ORDER = list(PASSES)
+
 MODES = {
-    "fast_run": [("merge", merge_pass)],
-    "fast_compile": [("merge", merge_pass)],
+    "fast_run": ["canonicalize", "stabilize", "specialize", "fusion", "final_merge",
+                 "dead_code"],
+    # constant folding runs in the driver, which merges as it goes: one walk
+    "fast_compile": ["constant_folding", "dead_code"],
     None: [],
 }
 
 
-def optimize(fgraph, mode=None, timings=None):
-    name = config.optimizer if mode is None else mode
-    if name in ("None", "none"):
-        name = None
+class Mode:
+    """A rewrite pipeline: a base mode plus names to include or exclude.
+
+    ``Mode("fast_run").excluding("fusion")`` drops the fusion pass;
+    ``.excluding("log1p")`` drops one rewrite, ``.excluding("stability")``
+    every rewrite with that tag (``.excluding("merge")`` stops merging); ``.including(...)`` adds a pass that the base
+    mode lacks, or enables rewrites that are off by default. ``linker``
+    ("cvm" or "py") is None to follow ``config.linker``.
+    """
+
+    def __init__(self, optimizer="fast_run", linker=None, include=(), exclude=()):
+        self.optimizer = _mode_name(optimizer)
+        self.linker = linker
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        known = REGISTRY.names_and_tags() | set(PASSES)
+        for n in self.include + self.exclude:
+            if n not in known:
+                raise ValueError(f"Mode: no pass, rewrite or tag is named {n!r}")
+
+    def including(self, *names):
+        return Mode(self.optimizer, self.linker, self.include + names, self.exclude)
+
+    def excluding(self, *names):
+        return Mode(self.optimizer, self.linker, self.include, self.exclude + names)
+
+    @property
+    def passes(self):
+        names = set(MODES[self.optimizer]) | (set(self.include) & set(PASSES))
+        return [p for p in ORDER if p in names and p not in self.exclude]
+
+    def __repr__(self):
+        return (f"Mode({self.optimizer!r}, linker={self.linker!r}, include={self.include}, "
+                f"exclude={self.exclude})")
+
+
+def _mode_name(name):
+    if isinstance(name, str) and name.lower() in ("none", ""):
+        return None
     if isinstance(name, str):
         name = name.lower()
     if name not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; modes: {[m for m in MODES if m]} or None")
-    for pass_name, fn in MODES[name]:
+        raise ValueError(f"unknown mode {name!r}; modes: fast_run, fast_compile, None "
+                         f"or a vmc.Mode")
+    return name
+
+
+def get_mode(mode=None):
+    """A Mode for ``mode``: None (``config.optimizer``), a name ("fast_run",
+    "fast_compile", "None"), or a Mode (or an object with the same
+    ``optimizer``, ``include`` and ``exclude`` attributes)."""
+    if isinstance(mode, Mode):
+        return mode
+    if mode is None:
+        return Mode(config.optimizer)
+    if isinstance(mode, str):
+        return Mode(mode)
+    if all(hasattr(mode, a) for a in ("optimizer", "include", "exclude")):
+        return Mode(mode.optimizer, getattr(mode, "linker", None), mode.include, mode.exclude)
+    raise TypeError(f"mode must be a name or a vmc.Mode, got {type(mode).__name__}")
+
+
+def optimize(fgraph, mode=None, timings=None):
+    """Run ``mode``'s passes on ``fgraph`` in place; return it."""
+    mode = get_mode(mode)
+    merge = "merge" not in mode.exclude
+    for name in mode.passes:
         t0 = time.perf_counter()
-        fn(fgraph)
+        step = PASSES[name]
+        if callable(step):
+            fired = step(fgraph, mode)
+            fired = fired if isinstance(fired, dict) else {}
+        else:
+            every, changed = step
+            selection = REGISTRY.select(every, mode.include, mode.exclude)
+            followup = REGISTRY.select(changed, mode.include, mode.exclude) if changed else None
+            fired = Equilibrium(selection, merge=merge, followup=followup)(fgraph)
         if timings is not None:
-            timings[f"rewrite:{pass_name}"] = time.perf_counter() - t0
+            timings[f"rewrite:{name}"] = time.perf_counter() - t0
+        if config.print_rewrites:
+            _print_pass(name, fired, fgraph)
+        if config.check_graph:
+            check_fgraph(fgraph, after=name)
     return fgraph
+
+
+def _print_pass(name, fired, fgraph):
+    what = ", ".join(f"{k} x{v}" for k, v in sorted(fired.items())) or "nothing fired"
+    print(f"== vmc.opt pass {name}: {what}", file=sys.stdout)
+    print(fgraph, file=sys.stdout)

@@ -1,0 +1,56 @@
+"""Helpers for the optimizer tests: compile under a mode, look at the graph.
+
+(A plain module, imported as ``opt_helpers``: the test folders are not packages.)
+"""
+from __future__ import annotations
+
+import vmc
+from vmc.opt import FusedElemwise, Mode
+from vmc.tensor.elemwise import Elemwise
+from vmc.tensor.math import CAReduce
+from vmc.tensor.shape import ShapeI
+
+
+def compile_fn(inputs, outputs, mode="fast_run", **kw):
+    kw.setdefault("on_unused_input", "ignore")
+    return vmc.function(inputs, outputs, mode=mode, **kw)
+
+
+def nodes(f):
+    return f.fgraph.toposort()
+
+
+def op_names(f):
+    """One name per node: the scalar op of elementwise nodes, else the op class."""
+    out = []
+    for n in nodes(f):
+        if isinstance(n.op, Elemwise):
+            out.append(n.op.scalar_op.name)
+        elif isinstance(n.op, (CAReduce, ShapeI)):
+            out.append(str(n.op).split("{")[0])          # Sum, Max, ..., Shape_i
+        else:
+            out.append(type(n.op).__name__)
+    return out
+
+
+def fused_ops(f):
+    """Scalar-op names inside every FusedElemwise node, flattened."""
+    out = []
+    for n in nodes(f):
+        if isinstance(n.op, FusedElemwise):
+            out += [sop.name for sop, _, _ in n.op.ops]
+    return out
+
+
+def all_scalar_ops(f):
+    """Scalar ops in elementwise and fused nodes."""
+    out = []
+    for n in nodes(f):
+        if isinstance(n.op, Elemwise):
+            out.append(n.op.scalar_op.name)
+        elif isinstance(n.op, FusedElemwise):
+            out += [sop.name for sop, _, _ in n.op.ops]
+    return out
+
+
+NOFUSE = Mode("fast_run").excluding("fusion")

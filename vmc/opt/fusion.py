@@ -1,0 +1,343 @@
+"""Elementwise fusion: maximal groups of elementwise nodes become one
+``FusedElemwise`` node, which holds the group as a small scalar DAG and runs
+as one generated C loop (``vmc.thunks.cgen``), or as numpy calls that reuse
+their temporaries when no compiler is there.
+
+Groups are grown from each not-yet-fused elementwise node towards its inputs:
+a producer joins when every reader of its output is already in the group and
+it loops over the same broadcast pattern. Then a group whose output another
+group reads directly absorbs that producer group when no other path joins the
+two (which would make a cycle), giving kernels with several outputs. Finally a
+group whose only reader is a sum/prod/max/min takes the reduction in, so
+``sum(x ** 2)`` is one pass over ``x``.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from vmc.graph.basic import Apply, Constant, Op
+from vmc.graph.type import TensorType
+from vmc.tensor.basic import as_tensor_variable
+from vmc.tensor.elemwise import Elemwise, _broadcast_shape
+from vmc.tensor.math import CAReduce
+
+from .rewriting import fit
+
+REDUCIBLE = ("add", "mul", "maximum", "minimum")
+
+
+class FusedElemwise(Op):
+    """A DAG of scalar ops applied elementwise over broadcast inputs.
+
+    Value indices: ``0..n_in-1`` are the inputs, then the ``consts`` (each
+    ``(dtype, value bytes)``, broadcast everywhere), then one per entry of
+    ``ops`` (each ``(ScalarOp, argument indices, dtype)``, in order).
+    ``outputs`` lists the value indices returned; ``reduce`` holds, per output,
+    None or ``(scalar name, axes, dtype)`` of a reduction applied to it.
+    """
+    __props__ = ("n_in", "consts", "ops", "outputs", "reduce")
+
+    def __init__(self, n_in, consts, ops, outputs, reduce=None):
+        self.n_in = int(n_in)
+        self.consts = tuple(consts)
+        self.ops = tuple((s, tuple(a), str(d)) for s, a, d in ops)
+        self.outputs = tuple(outputs)
+        self.reduce = tuple(reduce) if reduce is not None else (None,) * len(self.outputs)
+
+    def const_values(self):
+        return [np.frombuffer(b, dtype=d)[0] for d, b in self.consts]
+
+    def value_dtype(self, k, input_dtypes):
+        if k < self.n_in:
+            return input_dtypes[k]
+        k -= self.n_in
+        if k < len(self.consts):
+            return self.consts[k][0]
+        return self.ops[k - len(self.consts)][2]
+
+    def make_node(self, *inputs):
+        inputs = [as_tensor_variable(v) for v in inputs]
+        if len(inputs) != self.n_in:
+            raise TypeError(f"{self} takes {self.n_in} inputs, got {len(inputs)}")
+        ndim = inputs[0].type.ndim
+        if any(v.type.ndim != ndim for v in inputs):
+            raise TypeError(f"{self}: inputs must have one rank, got "
+                            f"{[str(v.type) for v in inputs]}")
+        loop = _broadcast_shape([v.type for v in inputs], str(self))
+        dtypes = [v.type.dtype for v in inputs]
+        outs = []
+        for k, red in zip(self.outputs, self.reduce):
+            if red is None:
+                outs.append(TensorType(self.value_dtype(k, dtypes), loop).make_variable())
+            else:
+                name, axes, dtype = red
+                shape = tuple(s for d, s in enumerate(loop) if d not in axes)
+                outs.append(TensorType(dtype, shape).make_variable())
+        return Apply(self, inputs, outs)
+
+    def infer_shape(self, node, shapes):
+        loop = []
+        for d in range(node.inputs[0].type.ndim):
+            cands = [s[d] for s, v in zip(shapes, node.inputs) if v.type.shape[d] != 1]
+            loop.append(cands[0] if cands else 1)
+        out = []
+        for red in self.reduce:
+            out.append(tuple(loop) if red is None else
+                       tuple(s for d, s in enumerate(loop) if d not in red[1]))
+        return out
+
+    def pullback(self, inputs, outputs, grads):
+        raise NotImplementedError("FusedElemwise is made after gradients are taken; "
+                                  "take gradients of the unfused graph")
+
+    def expression(self, k):
+        """Output ``k`` as text: ``tanh(add(i0, 0.5))``."""
+        vals = self.const_values()
+
+        def text(i, depth=0):
+            if i < self.n_in:
+                return f"i{i}"
+            if i < self.n_in + len(vals):
+                return repr(vals[i - self.n_in].item())
+            sop, args, _ = self.ops[i - self.n_in - len(vals)]
+            if depth > 6:
+                return f"{sop}(...)"
+            return f"{sop}({', '.join(text(a, depth + 1) for a in args)})"
+        s = text(self.outputs[k])
+        red = self.reduce[k]
+        return s if red is None else f"{red[0]}{{{red[1]}}}({s})"
+
+    def __str__(self):
+        s = "; ".join(self.expression(k) for k in range(len(self.outputs)))
+        return f"Fused{{{s if len(s) <= 80 else s[:77] + '...'}}}"
+
+
+# -- the pass ---------------------------------------------------------------------------
+def _fusable(node):
+    return isinstance(node.op, Elemwise) and len(node.outputs) == 1
+
+
+def _contexts(order):
+    """node -> the ifelse branches it runs under (as the scheduler places it);
+    empty when the graph has no ifelse. Fusing across branches would make a
+    lazy branch eager."""
+    from vmc.ifelse import IfElse
+    if not any(isinstance(n.op, IfElse) for n in order):
+        return {}
+    demand, ctx_of = {}, {}
+
+    def need(v, ctx):
+        old = demand.get(v)
+        if old is None:
+            demand[v] = ctx
+        else:
+            k = 0
+            while k < min(len(old), len(ctx)) and old[k] == ctx[k]:
+                k += 1
+            demand[v] = old[:k]
+    for node in reversed(order):
+        ctxs = [demand[o] for o in node.outputs if o in demand]
+        ctx = ctxs[0] if ctxs else ()
+        for c in ctxs[1:]:
+            k = 0
+            while k < min(len(ctx), len(c)) and ctx[k] == c[k]:
+                k += 1
+            ctx = ctx[:k]
+        ctx_of[node] = ctx
+        if isinstance(node.op, IfElse):
+            n = node.op.n_outs
+            need(node.inputs[0], ctx)
+            for v in node.inputs[1:1 + n]:
+                need(v, ctx + ((node, "then"),))
+            for v in node.inputs[1 + n:]:
+                need(v, ctx + ((node, "else"),))
+        else:
+            for v in node.inputs:
+                need(v, ctx)
+    return ctx_of
+
+
+class _Groups:
+    def __init__(self, fgraph, order):
+        self.fgraph = fgraph
+        self.pos = {n: i for i, n in enumerate(order)}
+        self.ctx = _contexts(order)
+        self.of = {}          # node -> group id
+        self.members = {}     # group id -> list of nodes
+
+    def pattern(self, node):
+        return node.outputs[0].type.broadcastable
+
+    def compatible(self, a, b):
+        return (_fusable(a) and _fusable(b) and self.pattern(a) == self.pattern(b)
+                and self.ctx.get(a, ()) == self.ctx.get(b, ()))
+
+    def readers(self, node):
+        return [c for o in node.outputs for c, _ in self.fgraph.clients.get(o, ())]
+
+    # phase 1: single-output trees
+    def grow(self, root):
+        gid = len(self.members)
+        self.of[root] = gid
+        members, seen, heap = [root], {root}, []
+
+        def push(n):
+            for v in n.inputs:
+                p = v.owner
+                if p is not None and p not in seen and p in self.pos:
+                    seen.add(p)
+                    heapq.heappush(heap, (-self.pos[p], p.outputs[0].id, p))
+        push(root)
+        while heap:          # latest first: a producer's readers are decided before it
+            _, _, cand = heapq.heappop(heap)
+            if cand in self.of or not self.compatible(cand, root):
+                continue
+            if all(r != "output" and self.of.get(r) == gid for r in self.readers(cand)):
+                self.of[cand] = gid
+                members.append(cand)
+                push(cand)
+        self.members[gid] = members
+
+    # phase 2: absorb producer groups (several outputs) when no cycle results
+    def merge_producers(self):
+        for gid in sorted(self.members, key=lambda g: max(self.pos[n] for n in self.members[g])):
+            if gid not in self.members:
+                continue
+            changed = True
+            while changed:
+                changed = False
+                for pid in self._producers(gid):
+                    if not self._other_path(pid, gid):
+                        self._absorb(gid, pid)
+                        changed = True
+                        break
+
+    def _producers(self, gid):
+        out = []
+        root = self.members[gid][0]
+        for n in self.members[gid]:
+            for v in n.inputs:
+                p = v.owner
+                pid = self.of.get(p)
+                if pid is not None and pid != gid and pid not in out and \
+                        self.compatible(p, root):
+                    out.append(pid)
+        return out
+
+    def _gid(self, node):
+        return self.of.get(node, node)
+
+    def _succ(self, g):
+        nodes = self.members[g] if g in self.members else [g]
+        out = set()
+        for n in nodes:
+            for r in self.readers(n):
+                if r != "output":
+                    out.add(self._gid(r))
+        out.discard(g)
+        return out
+
+    def _other_path(self, pid, gid):
+        """True when ``gid`` is reachable from ``pid`` other than directly."""
+        limit = max(self.pos[n] for n in self.members[gid])
+        stack = [s for s in self._succ(pid) if s != gid]
+        seen = set(stack)
+        while stack:
+            g = stack.pop()
+            nodes = self.members[g] if g in self.members else [g]
+            if min(self.pos[n] for n in nodes) > limit:
+                continue
+            for s in self._succ(g):
+                if s == gid:
+                    return True
+                if s not in seen:
+                    seen.add(s)
+                    stack.append(s)
+        return False
+
+    def _absorb(self, gid, pid):
+        for n in self.members.pop(pid):
+            self.of[n] = gid
+            self.members[gid].append(n)
+
+
+def fusion_pass(fgraph, mode=None):
+    """Replace maximal elementwise groups by FusedElemwise nodes."""
+    order = fgraph.toposort()
+    groups = _Groups(fgraph, order)
+    for node in reversed(order):
+        if _fusable(node) and node not in groups.of:
+            groups.grow(node)
+    groups.merge_producers()
+    fired = {}
+    for gid, members in list(groups.members.items()):
+        members.sort(key=groups.pos.__getitem__)
+        if _replace_group(fgraph, groups, members):
+            fired["fusion"] = fired.get("fusion", 0) + 1
+    return fired
+
+
+def _absorbable_reduction(groups, outs):
+    """The CAReduce node that is the only reader of the group's only output."""
+    if len(outs) != 1:
+        return None
+    readers = groups.fgraph.clients.get(outs[0], [])
+    if len(readers) != 1 or readers[0][0] == "output":
+        return None
+    red = readers[0][0]
+    if not isinstance(red.op, CAReduce) or red.op.scalar_name not in REDUCIBLE:
+        return None
+    if red.outputs[0].type.dtype != outs[0].type.dtype:
+        return None                  # e.g. a sum of int8 accumulates in int64: left apart
+    if groups.ctx.get(red, ()) != groups.ctx.get(outs[0].owner, ()):
+        return None
+    return red
+
+
+def _replace_group(fgraph, groups, members):
+    inside = set(members)
+    outs = [m.outputs[0] for m in members
+            if any(r == "output" or r not in inside for r in groups.readers(m))]
+    red = _absorbable_reduction(groups, outs)
+    inputs, consts, index = [], [], {}
+    for m in members:
+        for v in m.inputs:
+            if v.owner not in inside and v not in index and not _inline(v):
+                index[v] = len(inputs)
+                inputs.append(v)
+    if not inputs:
+        return False
+    for m in members:
+        for v in m.inputs:
+            if v.owner not in inside and v not in index:
+                consts.append((v.type.dtype, v.data.reshape(()).tobytes()))
+                index[v] = ("c", len(consts) - 1)
+    n_in, n_c = len(inputs), len(consts)
+    ops = []
+    for m in members:
+        index[m.outputs[0]] = n_in + n_c + len(ops)
+        ops.append((m.op.scalar_op, tuple(_idx(index[v], n_in) for v in m.inputs),
+                    m.outputs[0].type.dtype))
+    reduce = [None] * len(outs)
+    if red is not None:
+        reduce = [(red.op.scalar_name, red.op.axis, red.outputs[0].type.dtype)]
+    op = FusedElemwise(n_in, consts, ops, [index[o] for o in outs], reduce)
+    new = op.make_node(*inputs).outputs
+    olds = [red.outputs[0]] if red is not None else outs
+    pairs = [(old, fit(n, old)) for old, n in zip(olds, new)]
+    if any(n is None for _, n in pairs):
+        return False
+    for old, n in pairs:
+        fgraph.replace(old, n, reason="fusion", check_type=False)
+    return True
+
+
+def _inline(v):
+    """Scalar constants become constants of the kernel."""
+    return isinstance(v, Constant) and v.data.size == 1 and v.type.dtype != "object"
+
+
+def _idx(i, n_in):
+    return n_in + i[1] if isinstance(i, tuple) else i

@@ -40,7 +40,21 @@ class IfElse(Op):
         return Apply(self, [cond] + thens + elses, outs)
 
     def infer_shape(self, node, shapes):
-        raise NotImplementedError
+        # Each dim is the chosen branch's: itself a lazy ifelse on the dims
+        # (only the taken branch's shape is computed), or the dim both share.
+        n = self.n_outs
+        cond = node.inputs[0]
+        result = []
+        for then_shape, else_shape in zip(shapes[1:1 + n], shapes[1 + n:]):
+            dims = []
+            for a, b in zip(then_shape, else_shape):
+                if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
+                    dims.append(a)
+                else:
+                    dims.append(IfElse(1)(cond, cast(as_tensor_variable(a), "int64"),
+                                          cast(as_tensor_variable(b), "int64")))
+            result.append(tuple(dims))
+        return result
 
     def pullback(self, inputs, outputs, grads):
         n = self.n_outs

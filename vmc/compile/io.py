@@ -68,7 +68,7 @@ def collect_updates(updates, outputs, no_default_updates=False):
             raise ValueError(f"updates: {s!r} is updated twice")
         seen.add(s)
         result.append((s, _as_update_value(s, new)))
-    if not no_default_updates:
+    if not no_default_updates and SharedVariable.n_with_default_update:
         frontier = [v for _, v in result] + list(outputs)
         while frontier:
             found = []

@@ -1,68 +1,322 @@
-"""Per-thunk profiles of compiled functions: ``f.profile.summary()``."""
+"""Per-thunk profiles of compiled functions: ``f.profile.summary()``.
+
+A compiled function with ``profile=True`` (or ``config.profile``) holds a
+``ProfileStats`` in ``f.profile``. The VM records, per instruction, the time
+(ns) and the number of executions (``times``, ``counts``), the time of whole
+runs (``vm_ns``) and, on the Python VM, the shapes, dtypes and bytes each
+instruction produced (``out_shapes``); the call path hands the duration of
+each whole call to ``record_call``. ``ProfileStats`` only reads and tabulates:
+
+- ``summary(file=None)``: calls, time in and out of the VM, compile time per
+  step, tables per op class, per op and per thunk, peak memory with and
+  without frees;
+- ``to_chrome_trace(path)``: a Trace Event Format timeline for Perfetto or
+  chrome://tracing.
+
+With ``config.profile_at_exit`` set, every profile is printed at exit.
+"""
 from __future__ import annotations
 
+import atexit
+import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
+from .program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk
+
+_ALL = []   # every ProfileStats made, for config.profile_at_exit
+
+
+@dataclass
+class Row:
+    """One executed instruction."""
+    pc: int
+    label: str      # the op as printed ("Elemwise{add}", "ifelse", ...)
+    op_class: str
+    time_ns: int
+    calls: int
+    kind: str       # "C", "Py" or "-" (jumps and moves)
+    shapes: str     # the output shapes and dtypes seen most often
+
 
 class ProfileStats:
-    """Reads the VM's per-instruction times and counts and tabulates them."""
+    """Reads a compiled function's VM counters and tabulates them."""
 
     def __init__(self, fn, compile_timings):
         self.fn = fn
         self.compile_timings = dict(compile_timings)
+        self.n_calls = 0          # calls recorded by record_call
+        self.call_ns = 0          # their total duration
+        _ALL.append(self)
 
-    def _rows(self):
+    # -- recording -------------------------------------------------------------
+    def record_call(self, t_ns):
+        """Called by the function's call path after each profiled call with
+        its whole duration (argument checks, run, commit, unpacking)."""
+        self.n_calls += 1
+        self.call_ns += int(t_ns)
+
+    def reset(self):
+        """Forget what was recorded so far (compile timings stay)."""
+        self.n_calls = self.call_ns = 0
+        vm = _vm_of(self.fn)
+        for name in ("times", "counts"):
+            arr = getattr(self.fn, name, None)
+            if arr is not None:
+                arr[:] = 0
+        if hasattr(vm, "vm_ns"):
+            vm.vm_ns = 0
+        shapes = getattr(vm, "out_shapes", None)
+        if shapes is not None:
+            shapes.clear()
+
+    # -- reading -------------------------------------------------------------
+    @property
+    def calls(self):
+        """Calls of the function: as recorded, or else the executions of the
+        first instruction (which every run executes)."""
+        if self.n_calls:
+            return self.n_calls
+        counts = np.asarray(self.fn.counts)
+        return int(counts[0]) if counts.size else 0
+
+    @property
+    def thunk_ns(self):
+        """Total time spent in instructions."""
+        return int(np.asarray(self.fn.times, dtype=np.int64).sum())
+
+    @property
+    def vm_ns(self):
+        """Total time inside the VM (runs), or the instruction time when the
+        VM does not time its runs."""
+        v = getattr(_vm_of(self.fn), "vm_ns", None)
+        return int(v) if v else self.thunk_ns
+
+    def rows(self):
+        """One ``Row`` per instruction executed at least once, in program order."""
         f = self.fn
+        p = f.program
         times = np.asarray(f.times, dtype=np.int64)
         counts = np.asarray(f.counts, dtype=np.int64)
+        shapes = getattr(_vm_of(f), "out_shapes", None) or {}
         rows = []
-        for pc in range(f.program.n_instr):
-            node = f.node_of_pc.get(pc)
-            if counts[pc] == 0 and times[pc] == 0:
+        for pc in range(p.n_instr):
+            if counts[pc] == 0:
                 continue
-            label = f.program.labels[pc] if pc < len(f.program.labels) else "?"
-            t = f.program.thunk[pc]
-            kind = "-" if t < 0 else (
-                "C" if type(f.program.thunks[t]).__name__ == "CThunk" else "Py")
-            cls = type(node.op).__name__ if node is not None else "?"
-            rows.append((pc, label, cls, int(times[pc]), int(counts[pc]), kind))
+            node = f.node_of_pc.get(pc)
+            label = p.labels[pc] if pc < len(p.labels) else "?"
+            kind = "-"
+            if int(p.kind[pc]) == THUNK:
+                kind = "C" if isinstance(p.thunks[int(p.thunk[pc])], CThunk) else "Py"
+            op_class = type(node.op).__name__ if node is not None else "?"
+            rows.append(Row(pc, label, op_class, int(times[pc]), int(counts[pc]), kind,
+                            _shape_text(shapes.get(pc))))
         return rows
 
-    def summary(self, file=None, n=20):
-        out = file or sys.stdout
-        rows = self._rows()
-        total = sum(r[3] for r in rows) or 1
-        calls = max((r[4] for r in rows), default=0)
-        name = self.fn.name or "<unnamed>"
-        print(f"Function profile: {name}", file=out)
-        print(f"  calls: {calls}   time in thunks: {total / 1e9:.6f} s", file=out)
-        comp = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.compile_timings.items())
-        print(f"  compile: {comp}", file=out)
-        for title, key in (("op class", lambda r: r[2]), ("op", lambda r: r[1])):
-            agg = defaultdict(lambda: [0, 0])
-            for r in rows:
-                agg[key(r)][0] += r[3]
-                agg[key(r)][1] += r[4]
-            self._table(out, title, sorted(agg.items(), key=lambda kv: -kv[1][0])[:n], total)
-        print("  per thunk:", file=out)
-        print(f"    {'%':>6} {'cum %':>6} {'time/call':>11} {'calls':>8} kind  pc  op", file=out)
-        cum = 0.0
-        for r in sorted(rows, key=lambda r: -r[3])[:n]:
-            share = 100.0 * r[3] / total
-            cum += share
-            per = r[3] / max(r[4], 1) / 1e3
-            print(f"    {share:6.1f} {cum:6.1f} {per:9.2f}us {r[4]:8d} {r[5]:>4} {r[0]:3d}  {r[1]}",
-                  file=out)
+    def by_key(self, key):
+        """``{key: [time_ns, calls]}`` summed over rows; key is "op_class",
+        "label" or a function of a Row."""
+        get = (lambda r: getattr(r, key)) if isinstance(key, str) else key
+        agg = defaultdict(lambda: [0, 0])
+        for r in self.rows():
+            a = agg[get(r)]
+            a[0] += r.time_ns
+            a[1] += r.calls
+        return dict(agg)
 
-    @staticmethod
-    def _table(out, title, items, total):
-        print(f"  per {title}:", file=out)
-        print(f"    {'%':>6} {'cum %':>6} {'time':>10} {'calls':>8}  {title}", file=out)
+    def memory(self):
+        """``(peak with frees, peak without frees)`` in bytes, from the Program
+        and the bytes each instruction was seen to allocate (Python VM), or
+        ``None`` when no sizes were recorded."""
+        shapes = getattr(_vm_of(self.fn), "out_shapes", None)
+        if not shapes:
+            return None
+        return peak_memory(self.fn.program, _bytes_per_output(shapes))
+
+    # -- printing --------------------------------------------------------------
+    def summary(self, file=None, n=20):
+        """Print the profile (to stdout by default); ``n`` rows per table."""
+        out = file or sys.stdout
+        w = lambda s="": print(s, file=out)   # noqa: E731
+        calls, total, in_vm = self.calls, self.call_ns, self.vm_ns
+        name = getattr(self.fn, "name", None) or "<unnamed>"
+        w(f"Function profile: {name}")
+        w(f"  calls: {calls}")
+        if self.n_calls:
+            w(f"  total time: {total / 1e9:.6f} s ({_us(total, calls)} per call)")
+        w(f"  time inside the VM: {in_vm / 1e9:.6f} s ({_us(in_vm, calls)} per call); "
+          f"in thunks: {self.thunk_ns / 1e9:.6f} s")
+        if self.n_calls:
+            w(f"  overhead outside the VM: {_us(max(total - in_vm, 0), calls)} per call")
+        if self.compile_timings:
+            comp = sum(self.compile_timings.values())
+            steps = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.compile_timings.items())
+            w(f"  compile: {comp * 1e3:.1f} ms ({steps})")
+        mem = self.memory()
+        if mem is not None:
+            w(f"  peak memory of intermediates: {_mb(mem[0])} with frees, "
+              f"{_mb(mem[1])} without")
+        rows = self.rows()
+        t_all = sum(r.time_ns for r in rows) or 1
+        for title, key in (("op class", "op_class"), ("op", "label")):
+            items = sorted(self.by_key(key).items(), key=lambda kv: -kv[1][0])
+            w(f"\n  per {title}:")
+            w(f"    {'time':>10} {'%':>6} {'cum %':>6} {'calls':>8} {'per call':>10}  {title}")
+            cum = 0.0
+            for k, (t, c) in items[:n]:
+                cum += 100.0 * t / t_all
+                w(f"    {t / 1e9:9.6f}s {100.0 * t / t_all:6.1f} {cum:6.1f} {c:8d} "
+                  f"{_us(t, c):>10}  {k}")
+            _more(w, len(items), n)
+        w("\n  per thunk:")
+        w(f"    {'time':>10} {'%':>6} {'cum %':>6} {'calls':>8} {'per call':>10} kind "
+          f"{'pc':>4}  op  [output shapes]")
         cum = 0.0
-        for k, (t, c) in items:
-            share = 100.0 * t / total
-            cum += share
-            print(f"    {share:6.1f} {cum:6.1f} {t / 1e6:8.3f}ms {c:8d}  {k}", file=out)
+        for r in sorted(rows, key=lambda r: -r.time_ns)[:n]:
+            cum += 100.0 * r.time_ns / t_all
+            w(f"    {r.time_ns / 1e9:9.6f}s {100.0 * r.time_ns / t_all:6.1f} {cum:6.1f} "
+              f"{r.calls:8d} {_us(r.time_ns, r.calls):>10} {r.kind:>4} {r.pc:4d}  "
+              f"{r.label}  {r.shapes}")
+        _more(w, len(rows), n)
+        for pc, inner in _inner_profiles(self.fn):
+            w(f"\n  inner function of instruction {pc}:")
+            inner.summary(file=_Indented(out), n=n)
+
+    def to_chrome_trace(self, path):
+        """Write a Trace Event Format file (open it in Perfetto or
+        chrome://tracing): one "X" event per executed instruction, laid out
+        in program order, each as long as its total time over all calls, with
+        its calls, time per call, op class, kind and shapes in ``args``."""
+        name = getattr(self.fn, "name", None) or "vmc function"
+        events = [
+            {"name": "process_name", "ph": "M", "pid": 1, "tid": 0,
+             "args": {"name": f"vmc: {name}"}},
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": 0,
+             "args": {"name": f"instructions ({self.calls} calls)"}},
+        ]
+        ts = 0.0
+        for r in self.rows():
+            dur = r.time_ns / 1e3      # the format's unit is the microsecond
+            events.append({
+                "name": r.label, "cat": r.op_class, "ph": "X", "pid": 1, "tid": 0,
+                "ts": ts, "dur": dur,
+                "args": {"pc": r.pc, "calls": r.calls, "us_per_call": r.time_ns / 1e3 /
+                         max(r.calls, 1), "kind": r.kind, "shapes": r.shapes}})
+            ts += dur
+        with open(path, "w") as fh:
+            json.dump({"traceEvents": events, "displayTimeUnit": "ns"}, fh)
+        return path
+
+
+def peak_memory(program, out_bytes):
+    """``(peak with frees, peak without)``: walk the instructions in order
+    (every block as if it ran), adding what each instruction allocates
+    (``out_bytes[pc]``: bytes per output) and releasing registers at their
+    frees. A move hands its buffer on, so freeing its source releases
+    nothing. Views and in-place outputs allocate nothing (recorded as 0)."""
+    live, cur, peak, total = {}, 0, 0, 0
+    p = program
+    for pc in range(p.n_instr):
+        kind = int(p.kind[pc])
+        outs = p.outs[p.out_start[pc]: p.out_start[pc] + p.n_out[pc]]
+        if kind == THUNK:
+            sizes = out_bytes.get(pc, ())
+            for k, r in enumerate(outs):
+                b = sizes[k] if k < len(sizes) else 0
+                cur += b - live.get(int(r), 0)
+                live[int(r)] = b
+                total += b
+        elif kind == MOVE:
+            src = int(p.ins[p.in_start[pc]])
+            live[int(outs[0])] = live.get(int(outs[0]), 0) + live.pop(src, 0)
+        peak = max(peak, cur)
+        if kind in (JUMP, JUMP_IF_FALSE):
+            continue    # their frees are those of a skipped block, walked anyway
+        for r in p.frees[p.free_start[pc]: p.free_start[pc] + p.n_free[pc]]:
+            cur -= live.pop(int(r), 0)
+    return peak, total
+
+
+def _bytes_per_output(out_shapes):
+    """pc -> the largest bytes seen per output."""
+    result = {}
+    for pc, seen in out_shapes.items():
+        sizes = []
+        for key in seen:
+            for k, (_, _, nbytes) in enumerate(key):
+                if k < len(sizes):
+                    sizes[k] = max(sizes[k], nbytes)
+                else:
+                    sizes.append(nbytes)
+        result[pc] = sizes
+    return result
+
+
+def _shape_text(seen):
+    if not seen:
+        return ""
+    key, _ = max(seen.items(), key=lambda kv: kv[1])
+    text = ", ".join(f"{s} {d}" if s is not None else "None" for s, d, _ in key)
+    more = f" (+{len(seen) - 1} more)" if len(seen) > 1 else ""
+    return f"[{text}]{more}"
+
+
+def _vm_of(fn):
+    """Where the VM counters live: the function itself, or its ``vm``."""
+    vm = getattr(fn, "vm", None)
+    return vm if vm is not None and hasattr(vm, "counts") else fn
+
+
+def _inner_profiles(fn):
+    """(pc, ProfileStats) of the inner functions of thunks (scan bodies)."""
+    p = fn.program
+    for pc in range(p.n_instr):
+        if int(p.thunk[pc]) < 0:
+            continue
+        inner = getattr(p.thunks[int(p.thunk[pc])], "inner", None)
+        prof = getattr(inner, "profile", None)
+        if isinstance(prof, ProfileStats):
+            yield pc, prof
+
+
+def _us(t_ns, calls):
+    return f"{t_ns / max(calls, 1) / 1e3:.2f}us"
+
+
+def _mb(b):
+    return f"{b / 2**20:.2f} MiB"
+
+
+def _more(w, total, shown):
+    if total > shown:
+        w(f"    ... {total - shown} more")
+
+
+class _Indented:
+    """A file wrapper indenting every line (nested profiles)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, s):
+        self.out.write("\n".join("    " + line if line else line for line in s.split("\n")))
+
+
+def print_all(file=None):
+    """Print every profile made so far."""
+    out = file or sys.stderr
+    for prof in _ALL:
+        prof.summary(file=out)
+        print(file=out)
+
+
+def _at_exit():
+    from vmc.config import config
+    if config.profile_at_exit and _ALL:
+        print_all()
+
+
+atexit.register(_at_exit)

@@ -2,6 +2,13 @@
 
 ``vmc._vm.VM`` runs the same Program from Cython; tests run functions on
 both and compare. Keep this small and obvious.
+
+Profiling: ``profile`` holds anything (a compiled function keeps its
+``ProfileStats`` there); while it is true, or after ``set_profiling(True)``,
+the flag ``profiling`` is on and each run adds to ``times`` (ns) and
+``counts`` per instruction, to ``vm_ns`` (the whole run: loading shared
+values, the loop, the commit), and records the shapes and dtypes each
+instruction produced in ``out_shapes``. The Cython VM has the same names.
 """
 from __future__ import annotations
 
@@ -18,9 +25,24 @@ class PyVM:
         self.regs = [None] * program.n_regs
         for r, v in zip(program.const_regs, program.const_values):
             self.regs[r] = v
-        self.profile = False
+        # Per instruction, as Python lists (slicing the flat arrays at every
+        # step would cost more than most thunks).
+        p = program
+        self._ins = _split(p.ins, p.in_start, p.n_in)
+        self._outs = _split(p.outs, p.out_start, p.n_out)
+        self._frees = _split(p.frees, p.free_start, p.n_free)
+        self._kind = np.asarray(p.kind).tolist()
+        self._thunk = [p.thunks[t] if t >= 0 else None for t in np.asarray(p.thunk).tolist()]
+        self._target = np.asarray(p.target).tolist()
+        consts = {int(r) for r in program.const_regs}
+        self._clear_list = [r for r in range(program.n_regs) if r not in consts]
+        self._profile = None
+        self.profiling = False
         self.times = np.zeros(program.n_instr, np.int64)
         self.counts = np.zeros(program.n_instr, np.int64)
+        self.vm_ns = 0
+        # pc -> {((shape, dtype), ...) per output: count}; filled while profiling
+        self.out_shapes = {}
         self.failed_pc = -1
         self.failed_inputs = []
         for t in program.thunks:
@@ -28,9 +50,26 @@ class PyVM:
                 raise TypeError("the Python VM runs Python thunks only; "
                                 "compile with linker='cvm' for C thunks")
 
+    @property
+    def profile(self):
+        """Profiling is on while this is true; any object may be stored here."""
+        return self._profile
+
+    @profile.setter
+    def profile(self, value):
+        self._profile = value
+        self.profiling = bool(value)
+
+    def set_profiling(self, on):
+        """Record per-instruction times and counts while ``on``."""
+        self.profiling = bool(on)
+
     def run(self, args):
         """Run once on ``args``; return the list of outputs; commit updates."""
         p, regs = self.program, self.regs
+        prof = self.profiling
+        t_run = time.perf_counter_ns() if prof else 0
+        self.failed_pc, self.failed_inputs = -1, []
         for r, v in zip(p.input_regs, args):
             regs[r] = v
         for r, cell in zip(p.shared_regs, p.shared_cells):
@@ -39,11 +78,19 @@ class PyVM:
         self._last = -1
         try:
             while pc < n:
-                t0 = time.perf_counter_ns() if self.profile else 0
-                pc = self._step(pc)
-                if self.profile:
-                    self.times[self._last] += time.perf_counter_ns() - t0
-                    self.counts[self._last] += 1
+                if prof:
+                    t_rec = time.perf_counter_ns()
+                    last, before = pc, self._input_values(pc)
+                    t0 = time.perf_counter_ns()
+                    pc = self._step(pc)
+                    t1 = time.perf_counter_ns()
+                    self.times[last] += t1 - t0
+                    self.counts[last] += 1
+                    self._record_shapes(last, before)
+                    # what profiling itself costs stays out of the VM's time
+                    t_run += (t0 - t_rec) + (time.perf_counter_ns() - t1)
+                else:
+                    pc = self._step(pc)
         except BaseException:
             self.failed_pc = self._last
             self.failed_inputs = self._describe_inputs(self._last)
@@ -51,21 +98,22 @@ class PyVM:
             raise
         outputs = [regs[r] for r in p.output_regs]
         new_values = [regs[r] for r in p.update_regs]
+        # Commit all updates together, after everything that can fail.
         for cell, v in zip(p.update_cells, new_values):
             cell[0] = v
         self._clear()
+        if prof:
+            self.vm_ns += time.perf_counter_ns() - t_run
         return outputs
 
     def _step(self, pc: int) -> int:
-        p, regs = self.program, self.regs
+        regs = self.regs
         self._last = pc
-        kind = p.kind[pc]
-        ins = p.ins[p.in_start[pc]: p.in_start[pc] + p.n_in[pc]]
-        outs = p.outs[p.out_start[pc]: p.out_start[pc] + p.n_out[pc]]
-        frees = p.frees[p.free_start[pc]: p.free_start[pc] + p.n_free[pc]]
+        kind = self._kind[pc]
+        ins, outs, frees = self._ins[pc], self._outs[pc], self._frees[pc]
         nxt = pc + 1
         if kind == THUNK:
-            result = p.thunks[p.thunk[pc]](*[regs[i] for i in ins])
+            result = self._thunk[pc](*[regs[i] for i in ins])
             if len(outs) == 1:
                 regs[outs[0]] = result
             else:
@@ -76,34 +124,77 @@ class PyVM:
         elif kind == JUMP_IF_FALSE:
             if regs[ins[0]]:
                 return nxt
-            nxt = p.target[pc]
+            nxt = self._target[pc]
         elif kind == JUMP:
-            nxt = p.target[pc]
+            nxt = self._target[pc]
         for r in frees:
             regs[r] = None
         return nxt
 
+    def _input_values(self, pc):
+        return [self.regs[i] for i in self._ins[pc]]
+
+    def _record_shapes(self, pc, ins):
+        """Note the shapes, dtypes and newly allocated bytes of what ``pc``
+        wrote, given the values ``ins`` it read."""
+        if self._kind[pc] != THUNK:
+            return
+        key = []
+        for r in self._outs[pc]:
+            v = self.regs[r]
+            shape = tuple(np.shape(v)) if v is not None else None
+            dtype = str(getattr(v, "dtype", type(v).__name__))
+            key.append((shape, dtype, _new_bytes(v, ins)))
+        seen = self.out_shapes.setdefault(pc, {})
+        key = tuple(key)
+        seen[key] = seen.get(key, 0) + 1
+
     def _describe_inputs(self, pc):
         """(shape, dtype) of the failing instruction's inputs, for the message."""
-        p = self.program
         if pc < 0:
             return []
-        ins = p.ins[p.in_start[pc]: p.in_start[pc] + p.n_in[pc]]
         return [(np.shape(self.regs[i]), getattr(self.regs[i], "dtype", type(self.regs[i])))
-                for i in ins]
+                for i in self._ins[pc]]
 
     def _clear(self):
-        p, regs = self.program, self.regs
-        keep = set(int(r) for r in p.const_regs)
-        for i in range(len(regs)):
-            if i not in keep:
-                regs[i] = None
+        regs = self.regs
+        for i in self._clear_list:
+            regs[i] = None
+
+    def clear_registers(self):
+        """Release every non-constant register (a run already does this)."""
+        self._clear()
+
+    def reset_profile(self):
+        """Zero the recorded times, counts and shapes."""
+        self.times[:] = 0
+        self.counts[:] = 0
+        self.vm_ns = 0
+        self.out_shapes.clear()
+
+
+def _split(flat, starts, counts):
+    flat = np.asarray(flat).tolist()
+    return [flat[a: a + n] for a, n in zip(np.asarray(starts).tolist(),
+                                           np.asarray(counts).tolist())]
+
+
+def _new_bytes(v, inputs):
+    """Bytes an instruction allocated for output ``v``: none for a view or an
+    input written in place."""
+    if not isinstance(v, np.ndarray) or not v.flags.owndata:
+        return 0
+    if any(v is a for a in inputs):
+        return 0
+    return int(v.nbytes)
 
 
 class PyCallVM(PyVM):
     """The call path of a compiled function, in Python, over ``PyVM``.
 
     Mirrors ``vmc._vm.VM.__call__``: bind, check, run, unpack, report errors.
+    While profiling, the whole call (argument checks included) is timed and
+    handed to ``profile.record_call(ns)`` when the profile object has it.
     """
 
     def __init__(self, program):
@@ -116,12 +207,6 @@ class PyCallVM(PyVM):
     def set_input_specs(self, dtypes, ndims, shapes, filters):
         self._specs = list(zip(dtypes, ndims, shapes, filters))
 
-    def set_profiling(self, on):
-        self.profile = bool(on)
-
-    def clear_registers(self):
-        self._clear()
-
     def _bind(self, args, kwargs):
         raise TypeError(f"expected {self._n_inputs} positional arguments, got {len(args)}")
 
@@ -129,6 +214,17 @@ class PyCallVM(PyVM):
         raise exc
 
     def __call__(self, *args, **kwargs):
+        if not self.profiling:
+            return self._call(args, kwargs)
+        t0 = time.perf_counter_ns()
+        try:
+            return self._call(args, kwargs)
+        finally:
+            record = getattr(self._profile, "record_call", None)
+            if record is not None:
+                record(time.perf_counter_ns() - t0)
+
+    def _call(self, args, kwargs):
         if kwargs or len(args) != self._n_inputs:
             args = self._bind(args, kwargs)
         if not self.trust_input and self._specs is not None:
@@ -143,6 +239,5 @@ class PyCallVM(PyVM):
         try:
             outs = self.run(args)
         except Exception as exc:
-            self._handle_error(exc)
-            raise
+            return self._handle_error(exc)
         return outs[0] if self.unpack_single else outs

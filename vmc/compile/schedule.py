@@ -3,6 +3,10 @@
 1. **Blocks.** Each node is placed in the block of the branches that demand it:
    a node only one branch of an ``ifelse`` needs sits in that branch's block,
    guarded by a jump on the condition, so the branch not taken runs nothing.
+   A node needed by branches that exclude each other (the else of an inner
+   ifelse and the else of the outer one) sits in each of their blocks: it
+   still runs at most once per call. Work two branches may both need in one
+   call (branches of sibling ifelses) runs once, before both.
 2. **Order.** Topological inside each block; shared-variable updates that can
    overwrite the old value go last, after everything that can fail.
 3. **Frees.** A register is released after its last reader in program order;
@@ -13,105 +17,167 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from vmc.graph.basic import Constant, SharedVariable
 from vmc.ifelse import IfElse
 
-from .program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
+from .program import JUMP, JUMP_IF_FALSE, KIND_NAMES, MOVE, THUNK, Program, int_array
 
 
-@dataclass
 class Instr:
-    kind: int
-    node: object = None
-    ins: list = field(default_factory=list)     # variables
-    outs: list = field(default_factory=list)
-    target: int = -1
-    frees: list = field(default_factory=list)   # variables
-    skip: tuple = None                          # (start, end) of the block a jump skips
-    label: str = ""
+    """One instruction before assembly; ``ins``, ``outs`` and ``frees`` hold
+    variables, ``skip`` the (start, end) of the block a jump skips."""
+    __slots__ = ("kind", "node", "ins", "outs", "target", "frees", "skip", "label")
+
+    def __init__(self, kind, node=None, ins=None, outs=None, target=-1, frees=None,
+                 skip=None, label=""):
+        self.kind = kind
+        self.node = node
+        self.ins = [] if ins is None else ins
+        self.outs = [] if outs is None else outs
+        self.target = target
+        self.frees = [] if frees is None else frees
+        self.skip = skip
+        self.label = label
+
+    def __repr__(self):
+        return (f"Instr({KIND_NAMES[self.kind]}, {self.label!r}, ins={self.ins}, "
+                f"outs={self.outs}, target={self.target}, frees={self.frees})")
 
 
 # -- 1. blocks -------------------------------------------------------------------
+# A context is a tuple of (ifelse node, "then" | "else"): the branches a node
+# runs under, outermost first. A value is demanded under a set of contexts
+# that exclude each other (no run executes two of them); a node runs once in
+# the block of each. Demands that may both run (a branch and the code after
+# the join, or branches of two sibling ifelses) meet in their common prefix.
+ROOT = ()
+
+
+def _common(a, b):
+    k, n = 0, min(len(a), len(b))
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def _add_demand(ctxs, new):
+    """``ctxs`` (pairwise exclusive contexts) with ``new`` added."""
+    result, pending = list(ctxs), [new]
+    while pending:
+        c = pending.pop()
+        for i, d in enumerate(result):
+            k = _common(c, d)
+            if k == len(d):             # d runs whenever c does
+                break
+            if k == len(c) or c[k][0] is not d[k][0]:
+                # c covers d, or both may run in one call: their common prefix
+                result.pop(i)
+                pending.append(c[:k])
+                break
+            # c and d take different branches of one ifelse: keep both
+        else:
+            result.append(c)
+    return tuple(result)
+
+
 def _contexts(order, outputs):
-    """Map node -> context: the tuple of (ifelse node, branch) it runs under."""
-    demand = {}   # variable -> context (longest common prefix of its readers')
+    """Map node -> tuple of the contexts it runs under (usually ``((),)``)."""
+    demand = {}   # variable -> tuple of contexts
+    everywhere = (ROOT,)
 
     def need(var, ctx):
         old = demand.get(var)
-        if old is None:
-            demand[var] = ctx
-        else:
-            k = 0
-            while k < min(len(old), len(ctx)) and old[k] == ctx[k]:
-                k += 1
-            demand[var] = old[:k]
+        if old is None or ctx == ROOT:
+            demand[var] = (ctx,)
+        elif old is not everywhere and old != (ROOT,):
+            demand[var] = _add_demand(old, ctx)
 
     for o in outputs:
-        need(o, ())
+        demand[o] = everywhere
     ctx_of = {}
     for node in reversed(order):
-        ctxs = [demand[o] for o in node.outputs if o in demand]
-        if not ctxs:
+        ctxs = None
+        for o in node.outputs:
+            d = demand.get(o)
+            if d is None:
+                continue
+            if ctxs is None:
+                ctxs = d
+            else:
+                for c in d:
+                    ctxs = _add_demand(ctxs, c)
+        if ctxs is None:
             continue
-        ctx = ctxs[0]
-        for c in ctxs[1:]:
-            k = 0
-            while k < min(len(ctx), len(c)) and ctx[k] == c[k]:
-                k += 1
-            ctx = ctx[:k]
-        ctx_of[node] = ctx
-        if isinstance(node.op, IfElse):
-            n = node.op.n_outs
+        ctx_of[node] = ctxs
+        ifelse = isinstance(node.op, IfElse)
+        n = node.op.n_outs if ifelse else 0
+        for ctx in ctxs:
+            if not ifelse:
+                for v in node.inputs:
+                    need(v, ctx)
+                continue
             need(node.inputs[0], ctx)
             for v in node.inputs[1:1 + n]:
                 need(v, ctx + ((node, "then"),))
             for v in node.inputs[1 + n:]:
                 need(v, ctx + ((node, "else"),))
-        else:
-            for v in node.inputs:
-                need(v, ctx)
     return ctx_of
 
 
 def linearize(order, outputs, late=()):
     """Instructions for ``order`` with ifelse blocks; ``late`` nodes go last."""
     ctx_of = _contexts(order, outputs)
-    late = [n for n in order if n in set(late) and ctx_of.get(n) == ()]
+    late_set = set(late)
+    late = [n for n in order if n in late_set and ctx_of.get(n) == (ROOT,)]
+    late_set = set(late)
     by_ctx = {}
     for node in order:
-        if node in ctx_of and node not in late:
-            by_ctx.setdefault(ctx_of[node], []).append(node)
-    code = []
-    _emit_block((), by_ctx, code)
+        ctxs = ctx_of.get(node)
+        if ctxs is None or node in late_set:
+            continue
+        for ctx in ctxs:
+            block = by_ctx.get(ctx)
+            if block is None:
+                block = by_ctx[ctx] = []
+            block.append(node)
+    code, labels = [], {}
+    _emit_block(ROOT, by_ctx, code, labels)
     for node in late:
-        code.append(_thunk_instr(node))
+        code.append(_thunk_instr(node, labels))
     return code
 
 
-def _thunk_instr(node):
-    return Instr(THUNK, node, list(node.inputs), list(node.outputs), label=str(node.op))
+def _thunk_instr(node, labels=None):
+    # One str() per op object, not per node. Keyed by identity: hashing and
+    # comparing ops by their props costs more than printing them.
+    op = node.op
+    if labels is None:
+        label = str(op)
+    else:
+        label = labels.get(id(op))
+        if label is None:
+            label = labels[id(op)] = str(op)
+    return Instr(THUNK, node, list(node.inputs), list(node.outputs), label=label)
 
 
-def _emit_block(ctx, by_ctx, code):
-    for node in by_ctx.get(ctx, []):
+def _emit_block(ctx, by_ctx, code, labels):
+    for node in by_ctx.get(ctx, ()):
         if not isinstance(node.op, IfElse):
-            code.append(_thunk_instr(node))
+            code.append(_thunk_instr(node, labels))
             continue
         n = node.op.n_outs
         cond, thens, elses = node.inputs[0], node.inputs[1:1 + n], node.inputs[1 + n:]
         jif = Instr(JUMP_IF_FALSE, node, [cond], label="ifelse")
         code.append(jif)
         start = len(code)
-        _emit_block(ctx + ((node, "then"),), by_ctx, code)
+        _emit_block(ctx + ((node, "then"),), by_ctx, code, labels)
         for t, o in zip(thens, node.outputs):
             code.append(Instr(MOVE, node, [t], [o], label="ifelse.then"))
         jmp = Instr(JUMP, node, label="ifelse.end")
         code.append(jmp)
         jif.target, jif.skip = len(code), (start, len(code))
         start = len(code)
-        _emit_block(ctx + ((node, "else"),), by_ctx, code)
+        _emit_block(ctx + ((node, "else"),), by_ctx, code, labels)
         for e, o in zip(elses, node.outputs):
             code.append(Instr(MOVE, node, [e], [o], label="ifelse.else"))
         jmp.target, jmp.skip = len(code), (start, len(code))
@@ -144,73 +210,112 @@ def plan_frees(code, keep):
 
 # -- 4. aliasing and in-place ------------------------------------------------------
 def alias_roots(order, graph_inputs):
-    """Map variable -> frozenset of the variables whose buffers it may share."""
-    roots = {v: frozenset([v]) for v in graph_inputs}
+    """Map variable -> frozenset of the variables whose buffers it may share.
+
+    Graph inputs map to themselves; so does every output of a node without a
+    ``view_map``, which owns its buffer: those are left out of the map, so
+    read it as ``roots.get(v) or (v,)``."""
+    roots = {v: frozenset((v,)) for v in graph_inputs}
     for node in order:
-        vmap = getattr(node.op, "view_map", {}) or {}
+        vmap = getattr(node.op, "view_map", None)
+        if not vmap:
+            continue
         for i, o in enumerate(node.outputs):
             if i in vmap:
                 r = frozenset()
                 for j in vmap[i]:
-                    r |= roots.get(node.inputs[j], frozenset([node.inputs[j]]))
+                    inp = node.inputs[j]
+                    r |= roots.get(inp) or frozenset((inp,))
                 roots[o] = r
-            else:
-                roots[o] = frozenset([o])
     return roots
 
 
-def destroyable_inputs(code, roots, protected, last_read, update_targets=None):
-    """For each THUNK instruction, the input positions its thunk may overwrite."""
+def destroyable_inputs(code, roots, protected, last_read, update_targets=None, outputs=()):
+    """For each THUNK instruction, the input positions its thunk may overwrite.
+
+    An input may be overwritten when this instruction is the last reader of
+    every variable that may share its buffer, and that buffer holds nothing
+    ``protected`` (user arguments, constants, shared values, outputs),
+    including through a view: an output that is a view of an intermediate
+    protects the intermediate. ``update_targets`` maps a node to the shared
+    variable whose buffer it may overwrite anyway (``w - lr * g`` placed
+    last); ``outputs`` (everything read back after the run, update values
+    included) stay protected even then.
+    """
     update_targets = update_targets or {}
-    # Every variable's last reader, grouped by root: a root is live while any
-    # variable on it is still to be read.
+    guard = _protected_roots(roots, protected)
+    kept = _protected_roots(roots, outputs)
+    # A buffer is live while any variable on it is still to be read. A
+    # variable absent from ``roots`` owns its buffer and only views (which
+    # are in ``roots``) can extend its life beyond its own last read.
     root_last = {}
-    for v, pc in last_read.items():
-        for r in roots.get(v, (v,)):
-            root_last[r] = max(root_last.get(r, -1), pc)
+    for v, rs in roots.items():
+        pc = last_read.get(v)
+        if pc is None:
+            continue
+        for r in rs:
+            if root_last.get(r, -1) < pc:
+                root_last[r] = pc
+    for r in root_last:     # a base outside ``roots`` is read as itself too
+        root_last[r] = max(root_last[r], last_read.get(r, -1))
     result = {}
     for pc, ins in enumerate(code):
         if ins.kind != THUNK:
             continue
-        ok = set()
-        for i, v in enumerate(ins.ins):
-            vr = roots.get(v, frozenset([v]))
-            allowed = update_targets.get(ins.node)
-            if vr & protected and not (allowed is not None and v is allowed):
-                continue
+        ok = []
+        allowed = update_targets.get(ins.node)
+        args = ins.ins
+        for i, v in enumerate(args):
             if last_read.get(v) != pc:
+                continue
+            vr = roots.get(v) or (v,)
+            if not guard.isdisjoint(vr) and (v is not allowed or not kept.isdisjoint(vr)
+                                             or len(vr) != 1):
                 continue
             if any(root_last.get(r, -1) > pc for r in vr):
                 continue
-            others = [w for w in ins.ins if w is not v]
-            if any(roots.get(w, frozenset([w])) & vr for w in others):
+            if len(args) > 1 and any(w is not v and not _disjoint(vr, roots.get(w) or (w,))
+                                     for w in args):
                 continue
-            ok.add(i)
+            ok.append(i)
         result[pc] = frozenset(ok)
     return result
+
+
+def _disjoint(a, b):
+    return all(x not in b for x in a)
+
+
+def _protected_roots(roots, protected):
+    guard = set()
+    for p in protected:
+        guard.update(roots.get(p) or (p,))
+    return guard
 
 
 # -- assembly ----------------------------------------------------------------------
 def assemble(code, thunk_index, thunks, regs, inputs, outputs, consts, shareds, updates):
     """Flatten instructions into a Program. ``regs`` maps variable -> register;
     ``thunk_index`` maps pc -> position in ``thunks``."""
-    arrays = {k: [] for k in ("kind", "thunk", "in_start", "n_in", "out_start", "n_out",
-                              "free_start", "n_free", "target")}
+    n = len(code)
+    kind, thunk, target = [0] * n, [-1] * n, [-1] * n
+    in_start, n_in, out_start, n_out, free_start, n_free = ([0] * n for _ in range(6))
     ins, outs, frees = [], [], []
     for pc, instr in enumerate(code):
-        arrays["kind"].append(instr.kind)
-        arrays["thunk"].append(thunk_index.get(pc, -1))
-        arrays["in_start"].append(len(ins))
-        arrays["n_in"].append(len(instr.ins))
-        ins += [regs[v] for v in instr.ins]
-        arrays["out_start"].append(len(outs))
-        arrays["n_out"].append(len(instr.outs))
-        outs += [regs[v] for v in instr.outs]
-        arrays["free_start"].append(len(frees))
-        fr = sorted({regs[v] for v in instr.frees})
-        arrays["n_free"].append(len(fr))
-        frees += fr
-        arrays["target"].append(instr.target)
+        kind[pc] = instr.kind
+        thunk[pc] = thunk_index.get(pc, -1)
+        target[pc] = instr.target
+        in_start[pc], n_in[pc] = len(ins), len(instr.ins)
+        ins.extend([regs[v] for v in instr.ins])
+        out_start[pc], n_out[pc] = len(outs), len(instr.outs)
+        outs.extend([regs[v] for v in instr.outs])
+        free_start[pc] = len(frees)
+        if instr.frees:
+            fr = sorted({regs[v] for v in instr.frees})
+            n_free[pc] = len(fr)
+            frees.extend(fr)
+    arrays = dict(kind=kind, thunk=thunk, in_start=in_start, n_in=n_in, out_start=out_start,
+                  n_out=n_out, free_start=free_start, n_free=n_free, target=target)
     return Program(
         n_regs=len(regs), **{k: int_array(v) for k, v in arrays.items()},
         ins=int_array(ins), outs=int_array(outs), frees=int_array(frees),

@@ -1,8 +1,10 @@
 """The IR: Variable, Constant, SharedVariable, Apply and Op. Data, not behaviour."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from itertools import count
 
 import numpy as np
@@ -14,12 +16,34 @@ _VMC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def user_line():
     """``(file, line)`` of the innermost frame outside the vmc package."""
     f = sys._getframe(1)
+    prefix = _VMC_DIR
     while f is not None:
         fn = f.f_code.co_filename
-        if not fn.startswith(_VMC_DIR):
+        if not fn.startswith(prefix):
             return (fn, f.f_lineno)
         f = f.f_back
     return ("<unknown>", 0)
+
+
+class _Traces(threading.local):
+    fixed = None     # the trace of every node made now, or None: walk the stack
+
+
+_traces = _Traces()
+
+
+@contextlib.contextmanager
+def fixed_trace(trace):
+    """Within the block, new nodes get ``trace`` (``user_line()`` of the
+    caller, computed outside the block) without walking the stack for each:
+    ``vmc.grad`` builds thousands of nodes ten frames below the user's call.
+    An enclosing block's trace wins."""
+    old = _traces.fixed
+    _traces.fixed = old or trace
+    try:
+        yield
+    finally:
+        _traces.fixed = old
 
 
 class Variable:
@@ -98,13 +122,28 @@ class SharedVariable(Variable):
     The value lives in ``container``, a one-element list that compiled
     functions read and update in place of the variable itself.
     """
-    __slots__ = ("container", "default_update")
+    __slots__ = ("container", "_default_update")
+    # How many shared variables ever had a default update: while none has,
+    # compiling needs no walk of the graph to look for them.
+    n_with_default_update = 0
 
     def __init__(self, type, value, name=None, borrow=False):
         super().__init__(type, None, None, name)
         self.container = [None]
-        self.default_update = None
+        self._default_update = None
         self.set_value(value, borrow=borrow)
+
+    @property
+    def default_update(self):
+        """The value ``vmc.function`` gives this variable after each call
+        when its updates do not name it (random streams use this), or None."""
+        return self._default_update
+
+    @default_update.setter
+    def default_update(self, value):
+        if value is not None:
+            SharedVariable.n_with_default_update += 1
+        self._default_update = value
 
     def clone(self, name=None):
         return self
@@ -136,7 +175,9 @@ class Apply:
         self.op = op
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self.trace = trace if trace is not None else user_line()
+        if trace is None:
+            trace = _traces.fixed or user_line()
+        self.trace = trace
         for i, out in enumerate(self.outputs):
             out.owner, out.index = self, i
 
@@ -148,7 +189,10 @@ class Apply:
     def clone_with_new_inputs(self, inputs, strict=True):
         """The same op on ``inputs``; rebuilds through ``make_node`` when the
         types changed, so type rules run again."""
-        if all(a.type == b.type for a, b in zip(inputs, self.inputs)):
+        for a, b in zip(inputs, self.inputs):
+            if a.type is not b.type and a.type != b.type:   # types are interned: `is` first
+                break
+        else:
             outs = [o.type.make_variable(o.name) for o in self.outputs]
             return Apply(self.op, inputs, outs, self.trace)
         node = self.op.make_node(*inputs)
@@ -172,13 +216,25 @@ class Op:
     __props__: tuple = ()
 
     def _props(self):
-        return tuple(getattr(self, p) for p in self.__props__)
+        return tuple([getattr(self, p) for p in self.__props__])
 
     def __eq__(self, other):
-        return type(self) is type(other) and self._props() == other._props()
+        return self is other or (type(self) is type(other) and self._props() == other._props())
 
     def __hash__(self):
-        return hash((type(self), self._props()))
+        # Ops are immutable and hashed constantly (merging, thunk lookup,
+        # profiles), and hashing the props tuple costs microseconds: hash once.
+        d = self.__dict__
+        h = d.get("_hash_cache")
+        if h is None:
+            h = d["_hash_cache"] = hash((type(self), self._props()))
+        return h
+
+    def __getstate__(self):
+        # The cached hash is not pickled: string hashes differ between processes.
+        state = dict(self.__dict__)
+        state.pop("_hash_cache", None)
+        return state
 
     def __str__(self):
         if self.__props__:

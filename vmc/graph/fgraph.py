@@ -6,18 +6,20 @@ variable so rewrites can ask "who reads this?" in O(1).
 """
 from __future__ import annotations
 
-from .basic import Constant, SharedVariable, Variable
-from .traversal import clone_get_equiv, toposort
+from .basic import Constant, SharedVariable
+from .traversal import clone_along, toposort
 
 
 class FunctionGraph:
     def __init__(self, inputs, outputs, clone=True):
         inputs, outputs = list(inputs), list(outputs)
+        order = toposort(outputs, blockers=inputs)
         if clone:
-            memo = clone_get_equiv(inputs, outputs, copy_inputs=True)
+            memo = clone_along(order, inputs, outputs, copy_inputs=True)
             self.equiv = memo
             inputs = [memo[v] for v in inputs]
             outputs = [memo[v] for v in outputs]
+            order = [memo[n] for n in order]
         else:
             self.equiv = None
         self.inputs = inputs
@@ -27,7 +29,7 @@ class FunctionGraph:
         self.variables = set()
         for v in inputs:
             self._add_var(v)
-        for node in toposort(outputs, blockers=inputs):
+        for node in order:
             self._import_node(node)
         for i, out in enumerate(outputs):
             self._add_var(out)
@@ -43,22 +45,38 @@ class FunctionGraph:
         if node in self.apply_nodes:
             return
         self.apply_nodes.add(node)
+        clients, variables = self.clients, self.variables
         for i, v in enumerate(node.inputs):
-            self._add_var(v)
-            self.clients[v].append((node, i))
+            cl = clients.get(v)
+            if cl is None:
+                variables.add(v)
+                cl = clients[v] = []
+            cl.append((node, i))
         for o in node.outputs:
-            self._add_var(o)
+            if o not in clients:
+                variables.add(o)
+                clients[o] = []
 
     def _import(self, var):
-        """Add the nodes ``var`` needs that are not in the graph yet."""
-        for node in toposort([var], blockers=self.variables):
-            if node not in self.apply_nodes:
-                for v in node.inputs:
-                    if v.owner is None and v not in self.variables and not isinstance(
-                            v, (Constant, SharedVariable)):
-                        raise ValueError(f"replacement depends on {v!r}, which is not an "
-                                         f"input of this graph")
-                self._import_node(node)
+        """Add the nodes ``var`` needs that are not in the graph yet. Checks
+        everything before adding anything, so a failed replace leaves the
+        graph as it was."""
+        nodes = [n for n in toposort([var], blockers=self.variables)
+                 if n not in self.apply_nodes]
+        for node in nodes:
+            for v in node.inputs:
+                if v.owner is None and v not in self.variables and not isinstance(
+                        v, (Constant, SharedVariable)):
+                    raise ValueError(f"replacement depends on {v!r}, which is not an "
+                                     f"input of this graph")
+        # A replacement may itself be a new constant or shared variable.
+        if var.owner is None and var not in self.variables:
+            if not isinstance(var, (Constant, SharedVariable)):
+                raise ValueError(f"replacement {var!r} is not an input of this graph")
+            self._add_var(var)
+        for node in nodes:
+            self._import_node(node)
+        return nodes
 
     def _prune(self, var):
         """Remove ``var``'s owner (and its now-unused ancestors) if unused."""
@@ -83,7 +101,11 @@ class FunctionGraph:
 
     # -- editing -------------------------------------------------------------
     def replace(self, var, new, reason=None, check_type=True):
-        """Make every reader of ``var`` read ``new`` instead."""
+        """Make every reader of ``var`` read ``new`` instead.
+
+        Readers are those in the graph before the call: the nodes of ``new``
+        itself may read ``var`` (``replace(x, f(x))`` inserts ``f`` after ``x``).
+        """
         if var not in self.variables:
             raise ValueError(f"cannot replace {var!r}: it is not in this graph")
         if check_type and var.type != new.type:
@@ -92,14 +114,20 @@ class FunctionGraph:
                                 f"{new.type}, expected {var.type}")
         if var is new:
             return
-        self._import(new)
-        for node, i in list(self.clients[var]):
+        readers = list(self.clients[var])
+        added = self._import(new)
+        if var.owner is not None:
+            # Nodes made by a rewrite would name the line that compiled the
+            # function; runtime errors should name the line that made `var`.
+            for node in added:
+                node.trace = var.owner.trace
+        for node, i in readers:
             if node == "output":
                 self.outputs[i] = new
             else:
                 node.inputs[i] = new
             self.clients[new].append((node, i))
-        self.clients[var] = []
+        self.clients[var] = self.clients[var][len(readers):]   # new's own nodes stay
         self._prune(var)
 
     def replace_all(self, pairs, reason=None):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import warnings
 
-from .basic import Variable
-from .traversal import toposort
+from .basic import Variable, fixed_trace, user_line
+from .traversal import _as_variable_like, gc_paused, toposort
 
 
 class DisconnectedInputError(ValueError):
@@ -59,11 +59,17 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
                             f"take a sum or mean first, or use vmc.gradient.jacobian")
         seeds[cost] = cost.ones_like()
     for v, g in (known_grads or {}).items():
+        if not isinstance(g, Variable):
+            g = _as_variable_like(v, g)     # a value: a constant of v's kind
+        if g.type.ndim != v.type.ndim:
+            raise TypeError(f"grad: known_grads[{v!r}] has type {g.type}, expected the "
+                            f"rank of {v.type}")
         seeds[v] = g if g.type.dtype == v.type.dtype else g.astype(v.type.dtype)
     if not seeds:
         raise ValueError("grad: give a cost or known_grads")
     blockers = set(consider_constant or ())
-    grads = _backprop(list(seeds), seeds, wrt_list, blockers, null_gradients)
+    with gc_paused(), fixed_trace(user_line()):
+        grads = _backprop(list(seeds), seeds, wrt_list, blockers, null_gradients)
     result = []
     for w in wrt_list:
         g = grads.get(w)
@@ -81,6 +87,7 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
 
 def _backprop(outputs, seeds, wrt, blockers, null_gradients):
     path, reached = _connected_nodes(outputs, wrt, blockers)
+    wrt = set(wrt)
     terms = {v: [g] for v, g in seeds.items()}
     for node in reversed(path):
         out_grads = []
@@ -89,7 +96,9 @@ def _backprop(outputs, seeds, wrt, blockers, null_gradients):
             gs = terms.get(o)
             if gs:
                 any_grad = True
-                out_grads.append(_sum(gs))
+                total = _sum(gs)
+                terms[o] = [total]      # summed once, also for the result below
+                out_grads.append(total)
             else:
                 out_grads.append(None)
         if not any_grad:
@@ -114,7 +123,7 @@ def _backprop(outputs, seeds, wrt, blockers, null_gradients):
             if g.type.dtype != inp.type.dtype:
                 g = g.astype(inp.type.dtype)
             terms.setdefault(inp, []).append(g)
-    return {v: _sum(gs) for v, gs in terms.items() if gs}
+    return {v: _sum(terms[v]) for v in wrt if terms.get(v)}
 
 
 class NullGradient:

@@ -53,7 +53,7 @@ def _print_tree(root, ids, lines, print_type, depth):
     stack = [(root, 0)]
     while stack:
         v, level = stack.pop()
-        pad = " |" * level
+        pad = _pad(level)
         key = v.owner if v.owner is not None else v
         if key in ids:
             lines.append(f"{pad}{_label(v, print_type)} [id {ids[key]}] (see above)")
@@ -63,6 +63,18 @@ def _print_tree(root, ids, lines, print_type, depth):
         if v.owner is not None and (depth < 0 or level < depth):
             for inp in reversed(v.owner.inputs):
                 stack.append((inp, level + 1))
+
+
+_MAX_BARS = 32
+
+
+def _pad(level):
+    """The indentation of a line at ``level``. Past ``_MAX_BARS`` levels the
+    depth is written as a number, so a deep chain prints in linear, not
+    quadratic, space (a 100,000-node chain would otherwise be 10 GB)."""
+    if level <= _MAX_BARS:
+        return " |" * level
+    return f"{' |' * 4} ...({level}) |"
 
 
 def _id_name(i):

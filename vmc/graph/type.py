@@ -10,6 +10,24 @@ INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "u
 ALL_DTYPES = ("bool",) + INT_DTYPES + FLOAT_DTYPES + COMPLEX_DTYPES
 
 
+def _dtype_name(dtype):
+    """The canonical name ("float64") of anything numpy accepts as a dtype."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except (KeyError, TypeError):
+        pass
+    name = str(np.dtype(dtype))
+    if name not in ALL_DTYPES:
+        raise TypeError(f"unsupported dtype {name!r}")
+    if isinstance(dtype, (str, type, np.dtype)):
+        _DTYPE_NAMES[dtype] = name
+    return name
+
+
+_DTYPE_NAMES = {}
+_TYPES = {}   # (class, dtype, shape) as given or canonical -> the one instance
+
+
 class Type:
     """Base of all types. A type checks and converts values with ``filter``."""
     __slots__ = ()
@@ -32,16 +50,31 @@ class TensorType(Type):
     """
     __slots__ = ("dtype", "shape", "_hash")
 
-    def __init__(self, dtype, shape=()):
-        dtype = str(np.dtype(dtype))
-        if dtype not in ALL_DTYPES:
-            raise TypeError(f"unsupported dtype {dtype!r}")
-        shape = tuple(None if s is None else int(s) for s in shape)
-        if any(s is not None and s < 0 for s in shape):
-            raise ValueError(f"static shape entries must be >= 0 or None, got {shape}")
-        object.__setattr__(self, "dtype", dtype)
-        object.__setattr__(self, "shape", shape)
-        object.__setattr__(self, "_hash", hash((TensorType, dtype, shape)))
+    def __new__(cls, dtype, shape=()):
+        # Types are immutable, so equal types can be one object: building a
+        # node then costs a dict lookup instead of normalizing dtype and shape
+        # (numpy's dtype-to-name conversion alone is microseconds per node).
+        try:
+            return _TYPES[(cls, dtype, shape)]
+        except (KeyError, TypeError):   # TypeError: an unhashable shape (a list)
+            pass
+        name = _dtype_name(dtype)
+        norm = tuple(None if s is None else int(s) for s in shape)
+        if any(s is not None and s < 0 for s in norm):
+            raise ValueError(f"static shape entries must be >= 0 or None, got {norm}")
+        self = _TYPES.get((cls, name, norm))
+        if self is None:
+            self = object.__new__(cls)
+            object.__setattr__(self, "dtype", name)
+            object.__setattr__(self, "shape", norm)
+            object.__setattr__(self, "_hash", hash((TensorType, name, norm)))
+            _TYPES[(cls, name, norm)] = self
+        if type(shape) is tuple:
+            try:
+                _TYPES[(cls, dtype, shape)] = self
+            except TypeError:
+                pass
+        return self
 
     def __setattr__(self, name, value):
         raise AttributeError("TensorType is immutable")
@@ -105,7 +138,8 @@ class TensorType(Type):
         return arr
 
     def _shape_str(self):
-        return "(" + ", ".join("?" if s is None else str(s) for s in self.shape) + ")"
+        inner = ", ".join("?" if s is None else str(s) for s in self.shape)
+        return f"({inner},)" if self.ndim == 1 else f"({inner})"
 
     def _convert(self, value, name, allow_downcast):
         target = self.numpy_dtype
@@ -118,15 +152,16 @@ class TensorType(Type):
                 raise TypeError(f"{name}: cannot convert {type(value).__name__} to {self}: {e}")
         if src.dtype == target:
             return src
-        if src.dtype == object:
-            raise TypeError(f"{name}: expected {self}, got an object array")
+        if src.dtype == object or src.dtype.kind in "USVMm":
+            raise TypeError(f"{name}: expected {self}, got "
+                            f"{type(value).__name__} of dtype {src.dtype}")
         if np.can_cast(src.dtype, target, "safe") or allow_downcast:
             return src.astype(target)
         # Python scalars and lists (not arrays) may be downcast when exact,
         # e.g. 1.0 into float32 or 3 into int32, as Theano allowed.
         if not isinstance(value, np.ndarray) and not isinstance(value, np.generic):
-            cast = src.astype(target)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):
+                cast = src.astype(target)
                 if np.array_equal(cast.astype(src.dtype), src):
                     return cast
         raise TypeError(

@@ -1,0 +1,227 @@
+"""Tests of the benchmark harness itself (bench/harness.py, bench/runner.py).
+
+Fast (a few seconds) and free of timing assertions: they check that the machinery measures,
+checks, reports and survives, not how fast anything is.
+"""
+import json
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import harness, peers, runner  # noqa: E402
+from bench.harness import (Case, Impl, Measured, Missing, Reference, Row, Runner,  # noqa: E402
+                           Settings, Skipped)
+
+QUICK = Settings(quick=True, repeats=3, target_s=0.001, budget_s=0.02)
+
+
+def run(impl, reference, **case_kw):
+    case = Case("case", reference, [impl], **case_kw)
+    return harness.run_impl("T", case, impl, Reference(reference), QUICK)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def test_measure_orders_its_statistics():
+    t = harness.measure(sum, (range(100),), repeats=5, target_s=0.001, budget_s=0.05)
+    assert t.min <= t.q1 <= t.median <= t.q3 <= t.max
+    assert t.median > 0 and t.number >= 1 and 3 <= t.repeats <= 5
+
+
+def test_measure_reports_seconds_per_call():
+    # sleep never returns early, so the median of one call is at least the sleep, in seconds
+    t = harness.measure(time.sleep, (0.002,), repeats=3, target_s=0.001, budget_s=0.05)
+    assert 0.002 <= t.median < 10
+    assert t.number == 1                      # one call already exceeds the target
+
+
+def test_quartiles_of_one_and_many():
+    assert harness.quartiles([3.0]) == (3.0, 3.0, 3.0)
+    q1, med, q3 = harness.quartiles([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (q1, med, q3) == (2.0, 3.0, 4.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The oracle
+
+
+def test_correct_result_is_timed():
+    x = np.arange(5.0)
+    row = run(Impl("numpy", lambda: Runner(np.add, (x, 1))), lambda: x + 1)
+    assert row.status == "ok" and row.median > 0 and row.repeats >= 3
+
+
+def test_wrong_result_is_flagged_and_not_timed():
+    x = np.arange(5.0)
+    row = run(Impl("bad", lambda: Runner(np.add, (x, 2))), lambda: x + 1)
+    assert row.status == "WRONG"
+    assert "max abs error 1" in row.reason
+    assert row.median is None
+
+
+def test_check_shapes_lists_and_dtypes():
+    a = np.ones((2, 3))
+    assert harness.check(a, a) is None
+    assert "shape" in harness.check(np.ones(3), a)
+    assert harness.check([1.0, a], [np.asarray(1.0), a]) is None
+    assert "output 1" in harness.check([1.0, a + 1], [1.0, a])
+    assert "expected 2 outputs" in harness.check([a], [a, a])
+    assert "float64" in harness.check(np.ones(3), np.ones(3, np.float32))
+
+
+def test_tolerance_follows_the_dtype():
+    want32 = np.ones(4, np.float32)
+    assert harness.check(want32 * (1 + 1e-5), want32) is None           # fine in float32
+    assert harness.check(np.ones(4) * (1 + 1e-5), np.ones(4)) is not None  # not in float64
+
+
+def test_result_hook_is_checked_instead_of_the_return_value():
+    w = np.zeros(3)
+
+    def step():
+        w[:] += 1.0
+    row = run(Impl("upd", lambda: Runner(step, result=lambda _: w.copy())), lambda: np.ones(3))
+    assert row.status == "ok"
+
+
+def test_failures_become_statuses():
+    def boom():
+        raise ZeroDivisionError("no")
+    row = run(Impl("x", boom), lambda: 1.0)
+    assert row.status == "failed" and "build: ZeroDivisionError: no" in row.reason
+    row = run(Impl("x", lambda: Runner(boom)), lambda: 1.0)
+    assert row.status == "failed" and row.reason.startswith("first call: ZeroDivisionError")
+    row = run(Impl("x", lambda: Runner(float, (1,))), lambda: 1 / 0)
+    assert row.status == "failed" and "numpy reference failed" in row.reason
+
+
+def test_measured_rows_use_their_samples():
+    row = run(Impl("m", lambda: Measured([3.0, 1.0, 2.0], result=np.ones(2))),
+              lambda: np.ones(2), unit="MB")
+    assert row.status == "ok" and row.median == 2.0 and row.unit == "MB"
+    row = run(Impl("m", lambda: Measured([1.0], result=np.zeros(2))), lambda: np.ones(2))
+    assert row.status == "WRONG"
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing peers
+
+
+def test_missing_peer_is_reported_as_missing():
+    with pytest.raises(Missing, match="not installed"):
+        peers._import_peer("surely_not_a_module_xyz", "surely-not")
+
+    def build():
+        peers._import_peer("surely_not_a_module_xyz", "surely-not")
+    row = run(Impl("ghost", build), lambda: 1.0)
+    assert row.status == "missing" and "pip install surely-not" in row.reason
+
+
+def test_skipped_row_needs_no_reference():
+    def build():
+        raise Skipped("no CUDA device/pycuda")
+    row = run(Impl("gpu", build), lambda: 1 / 0)
+    assert row.status == "skipped"
+    assert harness.cell_for(row) == "skipped: no CUDA device/pycuda"
+
+
+def test_failing_import_is_remembered():
+    calls = []
+
+    def load():
+        calls.append(1)
+        raise RuntimeError("import vmc: broken")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="broken"):
+            peers._once("test-broken-lib", load)
+    assert len(calls) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables and RESULTS.md
+
+
+def _rows():
+    def ok(impl, med):
+        return Row("A", "x + 1", impl, "ok", median=med, q1=med * 0.9, q3=med * 1.1,
+                   min=med * 0.8, max=med * 1.2, number=10, repeats=5)
+    return [ok("numpy", 2e-6), ok("jax jit", 4e-6), ok("vmc", 1e-6),
+            Row("A", "x + 1", "torch eager", "missing", reason="torch not installed")]
+
+
+def test_ratios_against_numpy_and_best_peer():
+    rows = _rows()
+    harness.add_ratios(rows)
+    by = {r.impl: r for r in rows}
+    assert by["vmc"].cols["x numpy"] == "0.50"
+    assert by["vmc"].cols["x best peer"] == "0.50"    # vmc is not its own peer
+    assert by["numpy"].cols["x best peer"] == "1.00 (best)"
+    assert by["jax jit"].cols["x numpy"] == "2.00"
+
+
+def test_text_table_has_ratio_columns_and_reasons():
+    rows = _rows()
+    harness.add_ratios(rows)
+    text = harness.format_text_table("A. overhead", rows)
+    assert "x numpy" in text and "x best peer" in text and "IQR" in text
+    assert "0.50" in text and "2.00" in text and "2.00 us" in text
+    assert "missing (torch not installed)" in text
+
+
+def test_results_markdown_header_has_machine_info():
+    rows = _rows()
+    harness.add_ratios(rows)
+    info = harness.machine_info(threads=1, pinned=[1])
+    md = harness.results_markdown(info, {"numpy": np.__version__, "vmc": "0.1.0"},
+                                  [("A. overhead", rows, (), "blurb")], wall_s=12.0)
+    assert md.startswith("# vmc benchmark results")
+    assert "## Machine" in md and f"| cpu | {harness.cpu_model()} |" in md
+    assert "| threads_used | 1 |" in md and f"| cores | {os.cpu_count()} |" in md
+    assert f"| numpy | {np.__version__} |" in md
+    assert "## A. overhead" in md and "| x numpy | x best peer |" in md
+
+
+# ---------------------------------------------------------------------------------------------
+# The child-process runner: a crash costs one row
+
+
+FAKE_GROUP = '''
+import os
+import numpy as np
+from bench.harness import Case, Impl, Runner
+
+TITLE = "fake"
+COLUMNS = ()
+
+def _crash():
+    os._exit(3)
+
+def cases(cfg):
+    x = np.arange(3.0)
+    return [Case("c", lambda: x + 1, [Impl("before", lambda: Runner(np.add, (x, 1))),
+                                      Impl("crasher", _crash),
+                                      Impl("after", lambda: Runner(np.add, (x, 1)))])]
+'''
+
+
+def test_runner_survives_a_crashing_row(tmp_path, monkeypatch):
+    (tmp_path / "fake_bench_group.py").write_text(textwrap.dedent(FAKE_GROUP))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(tmp_path)]))
+    monkeypatch.chdir(ROOT)
+    rows = runner.run_group("fake_bench_group", quick=True, threads=1, row_timeout_s=60)
+    by = {r.impl: r for r in rows}
+    assert [r.impl for r in rows] == ["before", "crasher", "after"]
+    assert by["before"].status == "ok" and by["after"].status == "ok"
+    assert by["crasher"].status == "failed" and "exited with status 3" in by["crasher"].reason
+    json.dumps([r.to_json() for r in rows])            # rows serialise for --json

@@ -1,0 +1,82 @@
+"""B. Elementwise throughput on long vectors, float64 and float32.
+
+Cases: ``exp(-x*x)*y + tanh(z)*0.5`` (compute-bound: two transcendentals) and
+``x*y + z*0.5`` (memory-bound), 10M elements (1M with --quick). ``np.copyto`` of one such
+vector is the bandwidth reference: ``GB/s`` counts the bytes an expression must move (three
+inputs read, one output written), ``of copy`` divides that by copyto's GB/s (bytes read and
+written) of the same dtype. Every impl allocates its output, as a call returning a new array
+does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench import models, peers
+from bench.harness import Case, Impl, Runner
+from bench.impls import all_elementwise_impls
+
+TITLE = "elementwise throughput (lower time is better)"
+BLURB = ("vmc's targets (issue 4): `exp(-x*x)*y + tanh(z)*0.5` at most 0.8x JAX's time in "
+         "float64 and float32; `x*y + z*0.5` in float64 at least 0.9x of np.copyto's bandwidth.")
+COLUMNS = ("GB/s", "of copy")
+DTYPES = ("float64", "float32")
+
+
+def size(cfg) -> int:
+    return 1_000_000 if cfg.quick else 10_000_000
+
+
+def _inputs(n: int, dtype: str) -> list:
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(n).astype(dtype) for _ in range(3)]
+
+
+def cases(cfg) -> list:
+    n = size(cfg)
+    out = []
+    for dt in DTYPES:
+        x, y, z = _inputs(n, dt)
+        item = np.dtype(dt).itemsize
+        half = {"half": np.asarray(0.5, dtype=dt)}
+        gauss = lambda m, x, y, z: models.gauss_tanh(x, y, z, m.exp, m.tanh)  # noqa: E731
+        axpy = lambda m, x, y, z: models.axpy(x, y, z)                         # noqa: E731
+        tag = f"{dt} n={n:.0e}".replace("e+0", "e")
+        out.append(Case(f"np.copyto {tag}", lambda x=x: x.copy(), copy_impls(x),
+                        meta={"bytes": 2 * n * item, "dtype": dt, "copy": True}))
+        out.append(Case(f"exp(-x*x)*y+tanh(z)*0.5 {tag}",
+                        lambda x=x, y=y, z=z, g=gauss: g(np, x, y, z),
+                        all_elementwise_impls(gauss, [x, y, z], ["x", "y", "z"],
+                                              "exp(-x*x)*y + tanh(z)*half", half),
+                        meta={"bytes": 4 * n * item, "dtype": dt}))
+        out.append(Case(f"x*y+z*0.5 {tag}", lambda x=x, y=y, z=z, a=axpy: a(np, x, y, z),
+                        all_elementwise_impls(axpy, [x, y, z], ["x", "y", "z"],
+                                              "x*y + z*half", half),
+                        meta={"bytes": 4 * n * item, "dtype": dt}))
+    return out
+
+
+def copy_impls(x: np.ndarray) -> list:
+    """The bandwidth reference: numpy's copyto into a preallocated array, torch's copy_."""
+    def numpy_build():
+        dst = np.empty_like(x)
+        return Runner(np.copyto, (dst, x), result=lambda _: dst)
+
+    def torch_build():
+        torch = peers.torch()
+        src, dst = torch.from_numpy(x), torch.empty(x.shape, dtype=torch.from_numpy(x).dtype)
+        return Runner(dst.copy_, (src,), result=lambda _: dst)
+    return [Impl("numpy", numpy_build), Impl("torch eager", torch_build)]
+
+
+def derive(rows) -> None:
+    """GB/s from the bytes an expression moves; ``of copy``: over numpy copyto's GB/s."""
+    copy_gbs = {r.meta["dtype"]: r.meta["bytes"] / r.median / 1e9 for r in rows
+                if r.ok and r.meta.get("copy") and r.impl == "numpy"}
+    for r in rows:
+        if not r.ok or "bytes" not in r.meta:
+            continue
+        gbs = r.meta["bytes"] / r.median / 1e9
+        r.cols["GB/s"] = f"{gbs:.2f}"
+        ref = copy_gbs.get(r.meta["dtype"])
+        if ref:
+            r.cols["of copy"] = f"{gbs / ref:.2f}"

@@ -15,10 +15,15 @@ from .gradient import grad
 from .printing import debugprint, pydotprint
 from .tensor.basic import shared
 from . import thunks  # noqa: F401  (registers the CPU thunks)
+from .opt import Mode
+from . import scan  # noqa: F401  (callable: vmc.scan(fn, ...) as in Theano)
+from .scan import foldl, foldr, map, reduce  # noqa: A004  (Theano's names)
+from .ifelse import ifelse
 
 dprint = debugprint
 
 __version__ = "0.1.0"
 
-__all__ = ["config", "function", "Function", "In", "Out", "clone_replace", "grad",
-           "debugprint", "dprint", "pydotprint", "shared", "tensor"]
+__all__ = ["config", "function", "Function", "In", "Out", "Mode", "clone_replace", "grad",
+           "debugprint", "dprint", "pydotprint", "shared", "tensor", "scan", "map",
+           "reduce", "foldl", "foldr", "ifelse"]

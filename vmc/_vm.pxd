@@ -76,6 +76,8 @@ cdef class VM:
     cdef object _counts             # int64[n_instr] executions per instruction (numpy)
     cdef int64_t *times_ptr         # data of _times
     cdef int64_t *counts_ptr        # data of _counts
+    cdef object _reg_info           # int64[n_regs, REG_INFO]: what profiled thunks wrote
+    cdef int64_t *reg_info_ptr      # data of _reg_info
     cdef object _profile            # whatever was assigned to ``profile``
     cdef bint profiling             # record times and counts (read once per run)
     cdef public bint trust_input    # __call__ skips the argument checks

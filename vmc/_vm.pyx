@@ -62,13 +62,19 @@ cdef extern from "numpy/arrayobject.h":
         int type_num
     PyTypeObject PyArray_Type
     int NPY_CLONGDOUBLE
+    int NPY_ARRAY_OWNDATA
     int _np_ndim "PyArray_NDIM"(PyArrayObject *a) noexcept
     npy_intp *_np_dims "PyArray_DIMS"(PyArrayObject *a) noexcept
+    int _np_flags "PyArray_FLAGS"(PyArrayObject *a) noexcept
+    npy_intp _np_nbytes "PyArray_NBYTES"(PyArrayObject *a) noexcept
+    bint _np_check "PyArray_Check"(PyObject *o) noexcept
     PyArray_Descr *_np_descr "PyArray_DESCR"(PyArrayObject *a) noexcept
     bint _np_native "PyArray_ISNBO"(char byteorder) noexcept
     int _import_array() except -1
 
 _import_array()
+
+_DTYPES = {np.dtype(c).num: str(np.dtype(c)) for c in np.typecodes["All"]}
 
 # Instruction kinds, as in vmc/compile/program.py (not imported: see module doc).
 cdef enum:
@@ -76,6 +82,14 @@ cdef enum:
     JUMP_IF_FALSE = 1
     JUMP = 2
     MOVE = 3
+
+
+# What profiling notes per register (see _note_outputs): the numpy type number
+# (-1: not an array), the most bytes a thunk newly allocated for it, the rank,
+# and the first REG_DIMS sizes of the last value written.
+cdef enum:
+    REG_DIMS = 8
+    REG_INFO = 3 + REG_DIMS
 
 
 # ---------------------------------------------------------------- hot helpers
@@ -146,6 +160,34 @@ cdef inline int _call_python(const Instr *ins, PyObject **regs,
     return _unpack(ins, regs, v)
 
 
+cdef void _note_outputs(VM vm, const Instr *ins) noexcept:
+    """While profiling: note type, shape and newly allocated bytes of what a
+    thunk wrote (a view or an input written in place allocated nothing)."""
+    cdef PyObject *v
+    cdef PyArrayObject *a
+    cdef int64_t *info
+    cdef int64_t nbytes
+    cdef int k, j, d, nd
+    for k in range(ins.n_out):
+        v = vm.regs[ins.outs[k]]
+        info = vm.reg_info_ptr + <Py_ssize_t>ins.outs[k] * REG_INFO
+        if v == NULL or not _np_check(v):
+            info[0] = -1
+            continue
+        a = <PyArrayObject*>v
+        info[0] = _np_descr(a).type_num
+        nbytes = _np_nbytes(a) if _np_flags(a) & NPY_ARRAY_OWNDATA else 0
+        for j in range(ins.n_in):
+            if vm.regs[ins.ins[j]] == v:
+                nbytes = 0
+        if nbytes > info[1]:
+            info[1] = nbytes
+        nd = _np_ndim(a)
+        info[2] = nd
+        for d in range(min(nd, REG_DIMS)):
+            info[3 + d] = _np_dims(a)[d]
+
+
 cdef int _failed(VM vm, Py_ssize_t pc) noexcept:
     vm.failed_pc = pc
     if _err_occurred() == NULL:
@@ -177,6 +219,8 @@ cdef int _run_loop(VM vm) noexcept:
                 rc = _call_python(ins, regs, vm.argbuf)
             if rc != 0:
                 return _failed(vm, pc)
+            if prof:
+                _note_outputs(vm, ins)
         elif ins.kind == JUMP_IF_FALSE:
             rc = _truth(regs[ins.ins[0]])
             if rc < 0:
@@ -419,7 +463,7 @@ cdef void _release(VM vm) noexcept:
     vm.shared_cells = vm.update_cells = vm.update_old = NULL
     vm.specs = NULL
     vm.spec_shapes = NULL
-    vm.times_ptr = vm.counts_ptr = NULL
+    vm.times_ptr = vm.counts_ptr = vm.reg_info_ptr = NULL
     vm.n_regs = vm.n_instr = vm.n_inputs = vm.n_outputs = 0
     vm.n_clear = vm.n_shared = vm.n_updates = 0
 
@@ -443,7 +487,7 @@ cdef class VM:
         self.vectorcall = <vectorcallfunc><void*>_vm_vectorcall
 
     def __init__(self, program):
-        cdef int64_t[::1] t, c
+        cdef int64_t[::1] t, c, r
         if self.running:
             raise RuntimeError("cannot re-initialise a VM while it runs")
         _release(self)
@@ -461,7 +505,9 @@ cdef class VM:
             raise
         self._times = np.zeros(self.n_instr, np.int64)
         self._counts = np.zeros(self.n_instr, np.int64)
-        t, c = self._times, self._counts
+        self._reg_info = np.zeros((self.n_regs + 1) * REG_INFO, np.int64)
+        t, c, r = self._times, self._counts, self._reg_info
+        self.reg_info_ptr = &r[0]
         self.times_ptr = &t[0] if self.n_instr else NULL
         self.counts_ptr = &c[0] if self.n_instr else NULL
         self.failed_pc = -1
@@ -491,6 +537,37 @@ cdef class VM:
         if self.running:
             raise RuntimeError("cannot clear the registers of a running VM")
         self._clear_regs()
+
+    def reset_profile(self):
+        """Zero the recorded times, counts, shapes and sizes."""
+        self._times[:] = 0
+        self._counts[:] = 0
+        self._reg_info[:] = 0
+
+    @property
+    def out_shapes(self):
+        """``{pc: {((shape, dtype, bytes allocated), ...): 1}}`` for the thunks
+        that ran while profiling: the last shape written to each output and
+        the most bytes newly allocated for it (PyVM's attribute, from the
+        notes the loop keeps in C)."""
+        info = self._reg_info.reshape(-1, REG_INFO)
+        seen = {}
+        for pc in range(self.n_instr):
+            if self._counts[pc] == 0 or self.instrs[pc].kind != THUNK:
+                continue
+            key = []
+            for k in range(self.instrs[pc].n_out):
+                row = info[self.instrs[pc].outs[k]]
+                if row[0] < 0:
+                    key.append((None, "object", 0))
+                    continue
+                nd = int(row[2])
+                shape = tuple(int(d) for d in row[3:3 + min(nd, REG_DIMS)])
+                if nd > REG_DIMS:
+                    shape += (-1,) * (nd - REG_DIMS)
+                key.append((shape, _DTYPES.get(int(row[0]), "?"), int(row[1])))
+            seen[pc] = {tuple(key): int(self._counts[pc])}
+        return seen
 
     @property
     def times(self):
@@ -699,7 +776,22 @@ cdef int _begin(VM vm, bint check) except -1:
 
 
 cdef object _call(VM vm, PyObject **args):
-    """The call path once the n_inputs positional arguments are known."""
+    """The call path once the n_inputs positional arguments are known. While
+    profiling, the whole call is timed and handed to ``profile.record_call``
+    when the profile object has one (as PyCallVM does)."""
+    cdef int64_t t0
+    if not vm.profiling:
+        return _call_checked(vm, args)
+    t0 = _now_ns()
+    try:
+        return _call_checked(vm, args)
+    finally:
+        record = getattr(vm._profile, "record_call", None)
+        if record is not None:
+            record(_now_ns() - t0)
+
+
+cdef object _call_checked(VM vm, PyObject **args):
     cdef bint check = not vm.trust_input
     _begin(vm, check)
     if vm._load_args(args, check) < 0:

@@ -12,10 +12,6 @@ from compile_helpers import MODES, linker  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("linker")
 
-FUSED_NO_INPLACE = ("vmc/opt/thunks.py fused_elemwise_thunk only reuses buffers that died "
-                    "at an earlier step, so an input dying at the last step (w in w - lr*g, "
-                    "y in y - y.mean()) never receives the result")
-
 
 def compile_(inputs, outputs, mode, **kw):
     with vmc.config.change(optimizer=None if mode == "None" else mode):
@@ -100,8 +96,7 @@ def test_returned_arrays_are_never_written_by_later_calls(mode):
         np.testing.assert_array_equal(r, s)
 
 
-@pytest.mark.parametrize("mode", [
-    "None", pytest.param("fast_run", marks=pytest.mark.xfail(reason=FUSED_NO_INPLACE))])
+@pytest.mark.parametrize("mode", MODES)
 def test_update_is_computed_in_the_parameter_buffer(mode):
     g = vt.dvector("g")
     w = vmc.shared(np.ones(4), name="w")
@@ -115,15 +110,7 @@ def test_update_is_computed_in_the_parameter_buffer(mode):
     assert w.get_value(borrow=True) is buf               # no allocation for the parameter
 
 
-UPDATE_ALIAS = ("vmc/compile/function.py: the update of `a` is done in place even when "
-                "`a` itself is another shared variable's update value; pass "
-                "outputs=outputs to schedule.destroyable_inputs (or skip such `s` in "
-                "_inplace_update_nodes)")
-
-
-@pytest.mark.parametrize("mode", [
-    pytest.param("None", marks=pytest.mark.xfail(reason=UPDATE_ALIAS, strict=True)),
-    "fast_run"])
+@pytest.mark.parametrize("mode", MODES)
 def test_update_reading_another_updated_variable_gets_the_old_value(mode):
     a = vmc.shared(np.zeros(3), name="a")
     b = vmc.shared(np.ones(3), name="b")
@@ -150,15 +137,7 @@ def test_failed_call_changes_no_shared_variable(mode):
     assert w.get_value(borrow=True) is w_buf
 
 
-LATE_FAILS = ("an in-place update that fails after another one was written: "
-              "vmc/thunks/numpy_thunks.py elemwise_thunk writes into the destroyed input "
-              "before _check_broadcast raises, and several in-place updates run one after "
-              "another with no check of the later ones before the first writes")
-
-
-@pytest.mark.parametrize("mode", [
-    pytest.param("None", marks=pytest.mark.xfail(reason=LATE_FAILS, strict=True)),
-    "fast_run"])
+@pytest.mark.parametrize("mode", MODES)
 def test_failing_in_place_update_changes_no_shared_variable(mode):
     x, y = vt.dvector("x"), vt.dvector("y")
     w = vmc.shared(np.ones(3), name="w")
@@ -170,6 +149,30 @@ def test_failing_in_place_update_changes_no_shared_variable(mode):
         f(np.ones(1), np.ones(3))           # a length-1 x must not broadcast into w
     np.testing.assert_array_equal(w.get_value(), np.ones(3))
     np.testing.assert_array_equal(b.get_value(), np.zeros(3))
+    f(np.ones(3), np.ones(3))               # and a good call still updates both
+    np.testing.assert_array_equal(w.get_value(), np.zeros(3))
+    np.testing.assert_array_equal(b.get_value(), np.ones(3))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failing_last_of_several_gemm_updates_changes_nothing(mode):
+    x, y, z = vt.dmatrix("x"), vt.dmatrix("y"), vt.dmatrix("z")
+    w1 = vmc.shared(np.ones((2, 3)), name="w1")
+    w2 = vmc.shared(np.ones((2, 3)), name="w2")
+    w3 = vmc.shared(np.ones((3, 3)), name="w3")
+    f = compile_([x, y, z], [], mode, updates=[(w1, w1 - 0.5 * vt.dot(x, y)),
+                                               (w2, w2 - 0.25 * vt.dot(x, y)),
+                                               (w3, w3 - 0.5 * vt.dot(z.T, z))])
+    xv, yv = np.ones((2, 4)), np.arange(12.0).reshape(4, 3)
+    for bad in (np.ones((4, 2)), np.ones((2, 4))[:, ::2]):
+        with pytest.raises(ValueError):
+            f(xv, yv, bad)                  # only w3's update has wrong shapes
+        for w, shape in ((w1, (2, 3)), (w2, (2, 3)), (w3, (3, 3))):
+            np.testing.assert_array_equal(w.get_value(), np.ones(shape))
+    f(xv, yv, yv)
+    np.testing.assert_allclose(w1.get_value(), 1 - 0.5 * xv @ yv)
+    np.testing.assert_allclose(w2.get_value(), 1 - 0.25 * xv @ yv)
+    np.testing.assert_allclose(w3.get_value(), 1 - 0.5 * yv.T @ yv)
 
 
 def chain_of_50(x):
@@ -180,11 +183,8 @@ def chain_of_50(x):
     return y
 
 
-@pytest.mark.parametrize("mode", [
-    "None", pytest.param("fast_run", marks=pytest.mark.xfail(reason=FUSED_NO_INPLACE))])
+@pytest.mark.parametrize("mode", MODES)
 def test_peak_memory_of_a_50_step_chain_stays_under_twice_the_input(mode, linker):
-    if linker == "cvm" and mode == "fast_run":
-        pytest.skip("one fast_run run is enough while both linkers run the Python VM")
     n = 10_000_000                               # 80 MB of float64
     x = vt.dvector("x")
     f = compile_([x], chain_of_50(x), mode)

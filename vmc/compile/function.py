@@ -25,7 +25,10 @@ from .io import In, Out, collect_updates, normalize_inputs, normalize_outputs
 from .pyvm import PyCallVM
 from .thunk_build import build_thunks
 
-_CVM = None   # INTEGRATION PENDING: the Cython VM is wired in once its API settles
+try:
+    from vmc._vm import VM as _CVM
+except ImportError:     # not built: the Python VM runs everything (linker "py")
+    _CVM = None
 
 
 class Function:
@@ -50,14 +53,23 @@ class Function:
         types = [i.variable.type for i in self.inputs]
         filters = [_make_filter(t, k, i.name, allow) for k, (t, i) in
                    enumerate(zip(types, self.inputs))]
-        self.set_input_specs([np.dtype(t.dtype) for t in types], [t.ndim for t in types],
-                             [tuple(-1 if s is None else s for s in t.shape) for t in types],
-                             filters)
+        # A non-tensor input (a random generator) never takes the ndarray fast
+        # path: an object-dtype 0-d spec sends it through its type's filter.
+        tensors = [getattr(t, "dtype", None) is not None for t in types]
+        self.set_input_specs(
+            [np.dtype(t.dtype) if ok else np.dtype(object) for t, ok in zip(types, tensors)],
+            [t.ndim if ok else 0 for t, ok in zip(types, tensors)],
+            [tuple(-1 if s is None else s for s in t.shape) if ok else ()
+             for t, ok in zip(types, tensors)], filters)
         self.profile = None
         if spec["profile"]:
             from .profiling import ProfileStats
             self.profile = ProfileStats(self, timings)
             self.set_profiling(True)
+            for thunk in program.thunks:      # scan bodies profile their own steps
+                inner = getattr(thunk, "set_profiling", None)
+                if inner is not None:
+                    inner(True)
 
     # -- hooks the VM's call path uses -------------------------------------
     def _bind(self, args, kwargs):
@@ -142,8 +154,10 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile
     ``updates``: pairs (or a dict) of shared variable -> new value, committed
     together after each successful call. ``givens``: pairs of variable ->
     replacement applied before compiling. ``mode``: "fast_run",
-    "fast_compile", None (no rewrites) or a Mode. ``profile``: True to time
-    every instruction (``f.profile.summary()``).
+    "fast_compile", "None" (no rewrites), a ``vmc.Mode``, or None for
+    ``config.optimizer`` (as in Theano). The VM is the mode's ``linker``, else
+    ``config.linker``: "cvm" (Cython) or "py" (the reference). ``profile``:
+    True to time every instruction (``f.profile.summary()``).
     """
     if isinstance(inputs, (Variable, In)):
         raise TypeError("function: inputs must be a list of variables")
@@ -152,9 +166,21 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile
                 profile=config.profile if profile is None else profile,
                 allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input,
                 trust_input=trust_input, no_default_updates=no_default_updates,
-                linker=config.linker)
+                linker=_linker(mode))
     spec["outputs"], spec["single"] = normalize_outputs(outputs)
     return _compile(spec)
+
+
+def _linker(mode):
+    from vmc.opt import get_mode
+    linker = getattr(get_mode(mode), "linker", None) or config.linker
+    if linker not in ("cvm", "py"):
+        raise ValueError(f"function: unknown linker {linker!r}; expected 'cvm' or 'py'")
+    if linker == "cvm" and CFunction is None:
+        warnings.warn("vmc: the Cython VM is not built (run `pip install -e .`); "
+                      "using the Python VM", stacklevel=3)
+        return "py"
+    return linker
 
 
 def _compile(spec):
@@ -170,8 +196,7 @@ def _compile(spec):
     t1 = time.perf_counter()
     program, node_of_pc = _schedule(fgraph, spec, update_pairs)
     timings["schedule+thunks"] = time.perf_counter() - t1
-    use_c = spec["linker"] == "cvm" and CFunction is not None
-    cls = CFunction if use_c else PyFunction
+    cls = CFunction if spec["linker"] == "cvm" and CFunction is not None else PyFunction
     f = cls(program)
     f._setup(spec, fgraph, program, node_of_pc, timings)
     return f
@@ -242,14 +267,15 @@ def _schedule(fgraph, spec, update_pairs):
     update_pairs = [(s, outputs[n_out + k]) for k, (s, _) in enumerate(update_pairs)]
     roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
     late = _inplace_update_nodes(fgraph, update_pairs, user_outs)
-    code = sch.linearize(order, outputs, late=list(late))
+    code, placed = sch.linearize(order, outputs, late=list(late), precheck=_precheck)
+    late = {n: late[n] for n in placed}
     inputs = list(fgraph.inputs)
     mutable = {v for v, i in zip(inputs, spec["inputs"]) if i.mutable}
     keep = set(inputs) | set(outputs) | {v for v in fgraph.variables if sch.is_storage(v)}
     last_read = sch.plan_frees(code, keep if config.allow_gc else set(fgraph.variables))
     protected = frozenset((set(inputs) - mutable) | {v for v in fgraph.variables
                                                      if sch.is_storage(v)} | set(outputs))
-    destroy = sch.destroyable_inputs(code, roots, protected, last_read, late)
+    destroy = sch.destroyable_inputs(code, roots, protected, last_read, late, outputs)
     thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec["linker"])
     regs = {}
     for v in list(inputs) + sorted(fgraph.variables - set(inputs), key=lambda v: v.id):
@@ -289,6 +315,12 @@ def _inplace_update_nodes(fgraph, update_pairs, user_outs):
             continue    # only tensors are written into the old value's buffer
         late[node] = s
     return late
+
+
+def _precheck(late_nodes):
+    from .late import restrict
+    kept, check = restrict(dict.fromkeys(late_nodes))
+    return [n for n in late_nodes if n in kept], check
 
 
 def _with_copied_shared(spec):

@@ -62,16 +62,7 @@ class ProfileStats:
     def reset(self):
         """Forget what was recorded so far (compile timings stay)."""
         self.n_calls = self.call_ns = 0
-        vm = _vm_of(self.fn)
-        for name in ("times", "counts"):
-            arr = getattr(self.fn, name, None)
-            if arr is not None:
-                arr[:] = 0
-        if hasattr(vm, "vm_ns"):
-            vm.vm_ns = 0
-        shapes = getattr(vm, "out_shapes", None)
-        if shapes is not None:
-            shapes.clear()
+        _vm_of(self.fn).reset_profile()
 
     # -- reading -------------------------------------------------------------
     @property

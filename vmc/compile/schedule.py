@@ -124,11 +124,17 @@ def _contexts(order, outputs):
     return ctx_of
 
 
-def linearize(order, outputs, late=()):
-    """Instructions for ``order`` with ifelse blocks; ``late`` nodes go last."""
+def linearize(order, outputs, late=(), precheck=None):
+    """``(instructions, late nodes placed last)`` for ``order``, with ifelse
+    blocks. Of ``late``, the nodes outside every branch go last, after the
+    check node ``precheck(late nodes)`` returns as ``(late nodes, check)``;
+    the others are scheduled as usual."""
     ctx_of = _contexts(order, outputs)
     late_set = set(late)
     late = [n for n in order if n in late_set and ctx_of.get(n) == (ROOT,)]
+    check = None
+    if precheck is not None:
+        late, check = precheck(late)
     late_set = set(late)
     by_ctx = {}
     for node in order:
@@ -142,9 +148,11 @@ def linearize(order, outputs, late=()):
             block.append(node)
     code, labels = [], {}
     _emit_block(ROOT, by_ctx, code, labels)
+    if check is not None:
+        code.append(_thunk_instr(check, labels))
     for node in late:
         code.append(_thunk_instr(node, labels))
-    return code
+    return code, late
 
 
 def _thunk_instr(node, labels=None):

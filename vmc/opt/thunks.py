@@ -75,19 +75,13 @@ def ger_thunk(node, destroyable):
     return thunk
 
 
-def _vm_runs_c_thunks():
-    """Whether the VM that will run the program takes C thunks. INTEGRATION
-    PENDING: while ``vmc.compile.function`` has no Cython VM wired in, programs
-    run on the Python VM, which refuses C thunks."""
-    from vmc.compile import function as fn
-    return getattr(fn, "CFunction", None) is not None
+_BLAS_OPS = (Gemm, Gemv, Ger, Dot)
 
 
 @register_c_builder
 def blas_c_builder(items):
-    """Gemm, Gemv, Ger and Dot of float32/float64 through ``vmc.thunks._blas``."""
-    if not _vm_runs_c_thunks():
-        return {}
+    """Gemm, Gemv, Ger and Dot of float32/float64 through ``vmc.thunks._blas``
+    (asked only when the Cython VM runs the program)."""
     try:
         from vmc.thunks import _blas
     except ImportError:
@@ -95,6 +89,8 @@ def blas_c_builder(items):
     built = {}
     for pc, node, destroyable in items:
         op = node.op
+        if not isinstance(op, _BLAS_OPS):
+            continue
         if any(v.type.dtype not in BLAS_DTYPES for v in node.inputs if v.type.ndim):
             continue
         if len({v.type.dtype for v in node.inputs}) != 1:
@@ -106,7 +102,7 @@ def blas_c_builder(items):
             built[pc] = _blas.gemv_thunk(inplace)
         elif isinstance(op, Ger):
             built[pc] = _blas.ger_thunk(inplace)
-        elif isinstance(op, Dot):
+        else:
             built[pc] = _blas.dot_thunk()
     return built
 
@@ -304,7 +300,7 @@ _warned = []
 def fused_c_builder(items):
     """All FusedElemwise nodes of a function, compiled together into one module."""
     todo = [(pc, node, d) for pc, node, d in items if isinstance(node.op, FusedElemwise)]
-    if not todo or not _vm_runs_c_thunks():
+    if not todo:
         return {}
     try:
         from vmc.thunks import cgen

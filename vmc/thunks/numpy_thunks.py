@@ -14,10 +14,9 @@ from vmc.tensor.subtensor import IncSubtensor, Subtensor, build_index
 from .registry import register
 
 
-def _check_broadcast(node, args, result):
+def _check_broadcast(node, args, rshape):
     """Only dims known to be 1 may broadcast (as in Theano): anything else is a
     shape mismatch, even where numpy would broadcast a runtime 1."""
-    rshape = np.shape(result)
     for a, v in zip(args, node.inputs):
         ashape = np.shape(a)
         if ashape != rshape:
@@ -49,20 +48,20 @@ def elemwise_thunk(node, destroyable):
         def thunk(*args):
             a = args[target]
             if isinstance(a, np.ndarray) and a.flags.writeable:
-                r = impl(*args, out=a)
-                if needs_check:
-                    _check_broadcast(node, args, r)
-                return r
+                # Checked before writing: a failed call must leave ``a`` intact
+                # (it may be a shared variable's buffer, see compile/late.py).
+                _check_broadcast(node, args, a.shape)
+                return impl(*args, out=a)
             r = impl(*args)
             if needs_check:
-                _check_broadcast(node, args, r)
+                _check_broadcast(node, args, np.shape(r))
             return r
         return thunk
 
     def thunk(*args):
         r = impl(*args)
         if needs_check:
-            _check_broadcast(node, args, r)
+            _check_broadcast(node, args, np.shape(r))
         if r.dtype != out_dtype:
             r = r.astype(out_dtype)
         return r

@@ -49,8 +49,9 @@ OPTIONS = {
     "linker": Option("cvm", "VM that runs the program: cvm (Cython) or py (reference)",
                      allowed=("cvm", "py")),
     "allow_gc": Option(True, "release intermediates after their last use", _bool),
-    "compiledir": Option(os.path.join(os.path.expanduser("~"), ".cache", "vmc"),
-                         "where generated C is compiled and cached"),
+    "compiledir": Option(os.environ.get("VMC_COMPILEDIR")
+                         or os.path.join(os.path.expanduser("~"), ".cache", "vmc"),
+                         "where generated C is compiled and cached ($VMC_COMPILEDIR)"),
     "profile": Option(False, "profile every compiled function", _bool),
     "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit",
                               _bool),

@@ -91,3 +91,11 @@ def test_long_chain_grad_value():
     with vmc.config.change(optimizer=None):
         f = vmc.function([x], vmc.grad(y, x))
     np.testing.assert_allclose(f(0.5), _numpy_grad(3000, 0.5), rtol=1e-12)
+
+
+def test_long_chain_grad_compiles_with_every_rewrite():
+    # The rewrites walk products thousands of factors deep without recursion
+    # (a 1000-step chain's gradient once raised RecursionError in fast_run).
+    x, y = _short_chain(1000)
+    f = vmc.function([x], vmc.grad(y, x), mode="fast_run")
+    np.testing.assert_allclose(f(0.5), _numpy_grad(1000, 0.5), rtol=1e-10)

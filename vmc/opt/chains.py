@@ -72,11 +72,22 @@ def _is_chain_root(fgraph, node, readers):
     """False when ``node`` is an inner node of a larger chain (its reader will
     canonicalize the whole chain)."""
     out = node.outputs[0]
-    if not _single_client(fgraph, out):
-        return True
-    reader = fgraph.clients[out][0][0]
-    return not (isinstance(reader.op, Elemwise) and reader.op.scalar_op.name in readers
-                and reader.outputs[0].type.dtype == out.type.dtype)
+    while True:
+        if not _single_client(fgraph, out):
+            return True
+        reader = fgraph.clients[out][0][0]
+        if not (isinstance(reader.op, Elemwise)
+                and reader.outputs[0].type.dtype == out.type.dtype):
+            return True
+        name = reader.op.scalar_op.name
+        if name in readers:
+            return False
+        if name != "neg":
+            return True
+        # A mul under a neg under a mul is still inside the outer mul's chain
+        # (flatten walks through negs): rebuilding it here too would make
+        # canonicalizing a long product quadratic.
+        out = reader.outputs[0]
 
 
 def flatten(fgraph, root, ops, inverse):
@@ -154,27 +165,72 @@ def _leaf_key(v):
     return ("v", v.id)
 
 
+def _fold_tree(root, expand, combine):
+    """Post-order fold of a tree without recursion (chains can be thousands
+    deep): ``expand(item)`` is ``(head, children)`` for an inner item or None
+    for a leaf, whose value is then ``combine(item, None)``; an inner item's
+    value is ``combine(head, [values of its children])``."""
+    stack, values = [(root, False)], []
+    while stack:
+        item, ready = stack.pop()
+        if ready:
+            head, n = item
+            args = values[len(values) - n:] if n else []
+            del values[len(values) - n:]
+            values.append(combine(head, args))
+            continue
+        parts = expand(item)
+        if parts is None:
+            values.append(combine(item, None))
+            continue
+        head, children = parts
+        stack.append(((head, len(children)), True))
+        stack.extend((c, False) for c in reversed(children))
+    return values[0]
+
+
+def _flat_key(root, expand, leaf):
+    """The tree as a flat pre-order tuple of ``(head, arity)`` and leaf keys:
+    nested tuples thousands deep would overflow the C stack when compared."""
+    out, stack = [], [root]
+    while stack:
+        item = stack.pop()
+        parts = expand(item)
+        if parts is None:
+            out.append(leaf(item))
+            continue
+        head, children = parts
+        out.append((head, len(children)))
+        stack.extend(reversed(children))
+    return tuple(out)
+
+
 def present_key(fgraph, var, ops, dtype, root=True):
     """A key of the existing tree, comparable with ``plan_key`` of a plan."""
-    name = scalar_name(var)
-    if name in ops and var.type.dtype == dtype and (root or name == "neg"
-                                                    or _single_client(fgraph, var)):
-        return (name,) + tuple(present_key(fgraph, v, ops, dtype, False)
-                               for v in var.owner.inputs)
-    return _leaf_key(var)
+    def expand(item):
+        v, is_root = item
+        name = scalar_name(v)
+        if name in ops and v.type.dtype == dtype and (is_root or name == "neg"
+                                                      or _single_client(fgraph, v)):
+            return name, [(w, False) for w in v.owner.inputs]
+        return None
+    return _flat_key((var, root), expand, lambda item: _leaf_key(item[0]))
 
 
 def plan_key(plan):
-    if isinstance(plan, tuple):
-        return (plan[0],) + tuple(plan_key(p) for p in plan[1:])
-    return _leaf_key(plan)
+    return _flat_key(plan, _expand_plan, _leaf_key)
+
+
+def _expand_plan(plan):
+    return (plan[0], list(plan[1:])) if isinstance(plan, tuple) else None
+
+
+_BUILD = {"add": E.add, "sub": E.sub, "mul": E.mul, "true_div": E.true_div, "neg": E.neg}
 
 
 def build(plan):
-    if not isinstance(plan, tuple):
-        return plan
-    fn = {"add": E.add, "sub": E.sub, "mul": E.mul, "true_div": E.true_div, "neg": E.neg}
-    return fn[plan[0]](*[build(p) for p in plan[1:]])
+    return _fold_tree(plan, _expand_plan,
+                      lambda head, args: _BUILD[head](*args) if args is not None else head)
 
 
 # -- the canonical forms ---------------------------------------------------------

@@ -276,7 +276,9 @@ def _schedule(fgraph, spec, update_pairs):
     protected = frozenset((set(inputs) - mutable) | {v for v in fgraph.variables
                                                      if sch.is_storage(v)} | set(outputs))
     destroy = sch.destroyable_inputs(code, roots, protected, last_read, late, outputs)
-    thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec["linker"])
+    from vmc.opt import get_mode
+    generate_c = get_mode(spec["mode"]).optimizer == "fast_run"
+    thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec["linker"], generate_c)
     regs = {}
     for v in list(inputs) + sorted(fgraph.variables - set(inputs), key=lambda v: v.id):
         regs.setdefault(v, len(regs))

@@ -12,10 +12,11 @@ from vmc.thunks.registry import c_thunks_for
 from .program import THUNK
 
 
-def build_thunks(code, destroy, linker):
-    """``(thunk_index, thunks, node_of_pc)`` for the instructions ``code``."""
+def build_thunks(code, destroy, linker, generate_c=True):
+    """``(thunk_index, thunks, node_of_pc)`` for the instructions ``code``;
+    ``generate_c``: whether builders may run the C compiler."""
     thunk_index, thunks, node_of_pc = {}, [], {}
-    c_built = c_thunks_for(code, destroy) if linker == "cvm" else {}
+    c_built = c_thunks_for(code, destroy, generate_c) if linker == "cvm" else {}
     for pc, instr in enumerate(code):
         node_of_pc[pc] = instr.node
         if instr.kind != THUNK:

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from vmc.tensor.elemwise import Elemwise
 from vmc.tensor.math import Dot
 from vmc.thunks.registry import register, register_c_builder
 
@@ -296,10 +297,32 @@ def kernel_spec(node, destroyable=frozenset()):
 _warned = []
 
 
-@register_c_builder
+def elemwise_kernel_spec(node, destroyable=frozenset()):
+    """The ``cgen.KernelSpec`` of a plain Elemwise node (one op, no casts:
+    every input has the output's dtype), for graphs that were not fused."""
+    from vmc.thunks.cgen import KernelSpec
+    out = node.outputs[0]
+    dtype = out.type.dtype
+    if len(node.outputs) != 1 or any(v.type.dtype != dtype or v.type.ndim != out.type.ndim
+                                     for v in node.inputs):
+        raise NotImplementedError("mixed dtypes or ranks")
+    names = tuple(f"i{k}" for k in range(len(node.inputs)))
+    inplace = ()
+    for i in sorted(destroyable):
+        if node.inputs[i].type.broadcastable == out.type.broadcastable:
+            inplace = ((0, i),)
+            break
+    return KernelSpec(inputs=tuple((dtype, v.type.broadcastable) for v in node.inputs),
+                      body=(("t0", node.op.scalar_op.name, names, dtype),), constants=(),
+                      outputs=(("t0", dtype),), inplace=inplace, reduce=None)
+
+
+@register_c_builder(generates_c=True)
 def fused_c_builder(items):
-    """All FusedElemwise nodes of a function, compiled together into one module."""
-    todo = [(pc, node, d) for pc, node, d in items if isinstance(node.op, FusedElemwise)]
+    """All FusedElemwise nodes of a function, and the Elemwise nodes left
+    unfused (fusion excluded), compiled together into one module."""
+    todo = [(pc, node, d) for pc, node, d in items if isinstance(node.op, (FusedElemwise,
+                                                                           Elemwise))]
     if not todo:
         return {}
     try:
@@ -312,7 +335,8 @@ def fused_c_builder(items):
     pcs, specs = [], []
     for pc, node, d in todo:
         try:
-            spec = kernel_spec(node, d)
+            make = kernel_spec if isinstance(node.op, FusedElemwise) else elemwise_kernel_spec
+            spec = make(node, d)
             kernel_source("k", spec)        # raises NotImplementedError early, per kernel
         except NotImplementedError:
             continue

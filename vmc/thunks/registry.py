@@ -34,20 +34,26 @@ def py_thunk(node, destroyable=frozenset()):
 # C thunk builders: each takes the list of (pc, node, destroyable) that it may
 # handle and returns {pc: CThunk} for those it built. Builders see all nodes of
 # a function at once so generated kernels compile together into one module.
+# A builder that runs the C compiler is ``generates_c``: only fast_run uses it
+# (fast_compile and the no-rewrite mode promise no C compilation).
 C_BUILDERS = []
 
 
-def register_c_builder(builder):
-    C_BUILDERS.append(builder)
-    return builder
+def register_c_builder(builder=None, *, generates_c=False):
+    def deco(fn):
+        C_BUILDERS.append((fn, generates_c))
+        return fn
+    return deco(builder) if builder is not None else deco
 
 
-def c_thunks_for(code, destroy):
+def c_thunks_for(code, destroy, generate_c=True):
     from vmc.compile.program import THUNK
     items = [(pc, ins.node, destroy.get(pc, frozenset()))
              for pc, ins in enumerate(code) if ins.kind == THUNK]
     built = {}
-    for builder in C_BUILDERS:
+    for builder, generates in C_BUILDERS:
+        if generates and not generate_c:
+            continue
         todo = [it for it in items if it[0] not in built]
         if todo:
             built.update(builder(todo))

@@ -1,0 +1,54 @@
+"""Elemwise nodes left unfused (fusion excluded) run as generated C kernels in
+fast_run, and give numpy's numbers; fast_compile compiles no C."""
+import numpy as np
+import pytest
+
+import vmc
+import vmc.tensor as vt
+from vmc.compile.program import CThunk
+from vmc.thunks import cgen
+
+pytestmark = pytest.mark.skipif(not cgen.have_compiler(), reason="no C compiler")
+
+NO_FUSION = vmc.Mode("fast_run", linker="cvm").excluding("fusion")
+
+
+def kinds(f):
+    return [isinstance(f.program.thunks[int(t)], CThunk) for t in f.program.thunk if t >= 0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scalar_chain_runs_in_c_and_matches_numpy(dtype):
+    x, a, b = (vt.scalar(n, dtype=dtype) for n in "xab")
+    y = x
+    for i in range(40):
+        y = y * a if i % 2 == 0 else vt.tanh(y + b)
+    f = vmc.function([x, a, b], y, mode=NO_FUSION)
+    assert all(kinds(f))
+    xv, av, bv = (np.asarray(v, dtype) for v in (0.5, 1.01, 0.02))
+    ref = xv
+    for i in range(40):
+        ref = ref * av if i % 2 == 0 else np.tanh(ref + bv)
+    np.testing.assert_allclose(f(xv, av, bv), ref, rtol=1e-5 if dtype == "float32" else 1e-12)
+    np.testing.assert_array_equal(xv, np.asarray(0.5, dtype))       # the argument is intact
+
+
+def test_broadcasting_and_in_place_matrix_ops():
+    x, r = vt.dmatrix("x"), vt.row("r", dtype="float64")
+    y = vt.exp(x * r) - x
+    f = vmc.function([x, r], [y, y * 2.0], mode=NO_FUSION)
+    xv, rv = np.random.default_rng(0).normal(size=(5, 7)), np.linspace(0, 1, 7)[None]
+    keep = xv.copy()
+    out, out2 = f(xv, rv)
+    np.testing.assert_allclose(out, np.exp(xv * rv) - xv, rtol=1e-12)
+    np.testing.assert_allclose(out2, 2 * (np.exp(xv * rv) - xv), rtol=1e-12)
+    np.testing.assert_array_equal(xv, keep)
+    with pytest.raises(ValueError):
+        f(xv, np.ones((1, 6)))
+
+
+def test_fast_compile_builds_no_c():
+    x = vt.dvector("x")
+    f = vmc.function([x], vt.exp(x) + 1.0, mode="fast_compile")
+    assert not any(kinds(f))
+    np.testing.assert_allclose(f(np.arange(3.0)), np.exp(np.arange(3.0)) + 1)

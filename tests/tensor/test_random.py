@@ -149,8 +149,6 @@ def test_state_is_a_shared_generator():
     assert_like_numpy(h(), h())
 
 
-@pytest.mark.xfail(reason="vmc/graph/traversal.py clone_replace reads .dtype of every "
-                          "replaced variable's type; a generator's type has none")
 def test_function_copy_has_its_own_generator():
     s = vt.random.RandomStream(1)
     f = vmc.function([], s.normal(size=(2,)))

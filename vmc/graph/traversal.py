@@ -134,13 +134,21 @@ def clone_replace(outputs, replace=None):
     memo = {}
     for old, new in pairs:
         new = _as_variable_like(old, new)
-        if old.type.dtype != new.type.dtype or old.type.ndim != new.type.ndim:
+        if not _compatible(old.type, new.type):
             raise TypeError(f"clone_replace: cannot replace {old!r} of type {old.type} "
                             f"by {new!r} of type {new.type}")
         memo[old] = new
     memo = clone_get_equiv(list(memo), outs, copy_inputs=False, memo=memo)
     new_outs = [memo[o] for o in outs]
     return new_outs[0] if single else new_outs
+
+
+def _compatible(a, b):
+    """Same dtype and rank for tensors; the same type for anything else (a
+    random generator's type has neither)."""
+    if getattr(a, "dtype", None) is None or getattr(b, "dtype", None) is None:
+        return a == b
+    return a.dtype == b.dtype and a.ndim == b.ndim
 
 
 def _as_variable_like(old, new):

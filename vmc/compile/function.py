@@ -267,7 +267,8 @@ def _schedule(fgraph, spec, update_pairs):
     update_pairs = [(s, outputs[n_out + k]) for k, (s, _) in enumerate(update_pairs)]
     roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
     late = _inplace_update_nodes(fgraph, update_pairs, user_outs)
-    code, placed = sch.linearize(order, outputs, late=list(late), precheck=_precheck)
+    code, placed = sch.linearize(order, outputs, late=list(late),
+                                 precheck=lambda nodes: _precheck(nodes, late))
     late = {n: late[n] for n in placed}
     inputs = list(fgraph.inputs)
     mutable = {v for v, i in zip(inputs, spec["inputs"]) if i.mutable}
@@ -319,9 +320,9 @@ def _inplace_update_nodes(fgraph, update_pairs, user_outs):
     return late
 
 
-def _precheck(late_nodes):
+def _precheck(late_nodes, late):
     from .late import restrict
-    kept, check = restrict(dict.fromkeys(late_nodes))
+    kept, check = restrict({n: late[n] for n in late_nodes})
     return [n for n in late_nodes if n in kept], check
 
 

@@ -19,7 +19,45 @@ from vmc.graph.basic import Apply, Op
 from vmc.thunks.registry import register
 
 
-def _elemwise_check(node):
+def _shape(a):
+    # np.shape costs ~1 us through numpy's dispatch; arrays carry their shape.
+    return a.shape if type(a) is np.ndarray else np.shape(a)
+
+
+def _elemwise_check(node, target):
+    """Input ``target`` (the shared value) receives the result, so every other
+    input must match its shape wherever that input's dim is not statically 1
+    (the only dims that broadcast). Dims whose static sizes already agree are
+    not looked at; None when nothing is left to look at."""
+    ndim = node.outputs[0].type.ndim
+    tshape = node.inputs[target].type.shape
+    if any(t == 1 for t in tshape):
+        return _broadcast_check(node)
+    dims_of = []
+    for k, v in enumerate(node.inputs):
+        if k == target or v.type.ndim != ndim:
+            continue
+        dims = tuple(d for d, s in enumerate(v.type.shape)
+                     if s != 1 and (s is None or tshape[d] is None or s != tshape[d]))
+        if dims:
+            dims_of.append((k, dims))
+    if not dims_of:
+        return None
+
+    def check(*args):
+        want = _shape(args[target])
+        for k, dims in dims_of:
+            have = _shape(args[k])
+            for d in dims:
+                if have[d] != want[d]:
+                    raise ValueError(
+                        f"{node.op}: input shapes {', '.join(str(np.shape(a)) for a in args)} "
+                        f"do not match (input {k}, dim {d}: {have[d]} vs {want[d]}; only dims "
+                        f"of static length 1 broadcast)")
+    return check
+
+
+def _broadcast_check(node):
     ndim = node.outputs[0].type.ndim
     static = [tuple(s == 1 for s in v.type.shape) for v in node.inputs]
 
@@ -43,37 +81,42 @@ def _blas_check(node):
     name = type(node.op).__name__
 
     def check(*args):
-        s = [np.shape(a) for a in args]
+        z, x, y = _shape(args[0]), _shape(args[2]), _shape(args[3])
         if name == "Gemm":      # z, alpha, x, y, beta
-            ok = s[2][1] == s[3][0] and s[0] == (s[2][0], s[3][1])
+            ok = x[1] == y[0] and z == (x[0], y[1])
         elif name == "Gemv":    # z, alpha, a, x, beta
-            ok = s[2][1] == s[3][0] and s[0] == (s[2][0],)
+            ok = x[1] == y[0] and z == (x[0],)
         else:                   # Ger: a, alpha, x, y
-            ok = s[0] == (s[2][0], s[3][0])
+            ok = z == (x[0], y[0])
         if not ok:
-            raise ValueError(f"{node.op}: shapes {', '.join(map(str, s))} do not match")
+            raise ValueError(f"{node.op}: shapes {z}, {x}, {y} do not match")
     return check
 
 
-def shape_check(node):
+_UNCHECKABLE = object()
+
+
+def shape_check(node, shared):
     """A function of the node's input values that raises exactly when the
-    node's thunk would fail, or None when the op cannot be checked ahead."""
+    node's thunk would fail, None when it cannot fail on shapes, or
+    ``_UNCHECKABLE`` when the op cannot be checked ahead."""
     from vmc.opt.blas import Gemm, Gemv, Ger
     from vmc.opt.fusion import FusedElemwise
     from vmc.tensor.elemwise import Elemwise
     if isinstance(node.op, (Elemwise, FusedElemwise)) and len(node.outputs) == 1:
-        return _elemwise_check(node)
+        return _elemwise_check(node, node.inputs.index(shared))
     if isinstance(node.op, (Gemm, Gemv, Ger)):
         return _blas_check(node)
-    return None
+    return _UNCHECKABLE
 
 
 class CheckUpdates(Op):
     """Validates the shapes of the late in-place updates before any writes."""
     __props__ = ()
 
-    def __init__(self, nodes):
+    def __init__(self, nodes, shared):
         self.nodes = list(nodes)
+        self.shared = list(shared)     # the shared variable each node writes into
 
     def __str__(self):
         return f"CheckUpdates{{{len(self.nodes)}}}"
@@ -84,19 +127,20 @@ def restrict(late):
     and the check node to run before them (None when not needed)."""
     if len(late) <= 1:
         return late, None
-    late = {n: s for n, s in late.items() if shape_check(n) is not None}
-    if len(late) <= 1:
+    checks = {n: shape_check(n, s) for n, s in late.items()}
+    late = {n: s for n, s in late.items() if checks[n] is not _UNCHECKABLE}
+    needed = [n for n in late if checks[n] is not None]
+    if len(late) <= 1 or not needed:
         return late, None
-    nodes = list(late)
-    inputs = [v for n in nodes for v in n.inputs]
-    return late, Apply(CheckUpdates(nodes), inputs, [])
+    inputs = [v for n in needed for v in n.inputs]
+    return late, Apply(CheckUpdates(needed, [late[n] for n in needed]), inputs, [])
 
 
 @register(CheckUpdates)
 def check_updates_thunk(node, destroyable):
     checks, bounds, k = [], [], 0
-    for n in node.op.nodes:
-        checks.append(shape_check(n))
+    for n, s in zip(node.op.nodes, node.op.shared):
+        checks.append(shape_check(n, s))
         bounds.append((k, k + len(n.inputs)))
         k += len(n.inputs)
 

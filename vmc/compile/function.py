@@ -53,14 +53,9 @@ class Function:
         types = [i.variable.type for i in self.inputs]
         filters = [_make_filter(t, k, i.name, allow) for k, (t, i) in
                    enumerate(zip(types, self.inputs))]
-        # A non-tensor input (a random generator) never takes the ndarray fast
-        # path: an object-dtype 0-d spec sends it through its type's filter.
-        tensors = [getattr(t, "dtype", None) is not None for t in types]
-        self.set_input_specs(
-            [np.dtype(t.dtype) if ok else np.dtype(object) for t, ok in zip(types, tensors)],
-            [t.ndim if ok else 0 for t, ok in zip(types, tensors)],
-            [tuple(-1 if s is None else s for s in t.shape) if ok else ()
-             for t, ok in zip(types, tensors)], filters)
+        specs = [_fast_path_spec(t) for t in types]
+        self.set_input_specs([d for d, _, _ in specs], [n for _, n, _ in specs],
+                             [s for _, _, s in specs], filters)
         self.profile = None
         if spec["profile"]:
             from .profiling import ProfileStats
@@ -124,6 +119,16 @@ class Function:
 
 
 _MISSING = object()
+
+
+def _fast_path_spec(t):
+    """(dtype, ndim, shape with -1 for unknown) an argument of type ``t`` must
+    have to skip its filter. A non-tensor input (a random generator) never
+    takes the ndarray fast path: an object-dtype 0-d spec sends it through
+    its type's filter."""
+    if getattr(t, "dtype", None) is None:
+        return np.dtype(object), 0, ()
+    return np.dtype(t.dtype), t.ndim, tuple(-1 if s is None else s for s in t.shape)
 
 
 def _make_filter(t, k, name, allow_downcast):

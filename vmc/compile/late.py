@@ -58,22 +58,13 @@ def _elemwise_check(node, target):
 
 
 def _broadcast_check(node):
+    """The fused thunks' own check, when the target itself may broadcast."""
+    from vmc.opt.thunks import check_static_broadcast, static_broadcast_checks
     ndim = node.outputs[0].type.ndim
-    static = [tuple(s == 1 for s in v.type.shape) for v in node.inputs]
+    checks = static_broadcast_checks(node)
 
     def check(*args):
-        shapes = [np.shape(a) for a in args]
-        loop = [max((s[d] for s in shapes if len(s) == ndim), default=1)
-                for d in range(ndim)]
-        for k, (s, one) in enumerate(zip(shapes, static)):
-            if len(s) != ndim:
-                continue            # a Python scalar: broadcasts by type
-            for d in range(ndim):
-                if s[d] != loop[d] and not one[d]:
-                    raise ValueError(
-                        f"{node.op}: input shapes {', '.join(map(str, shapes))} do not "
-                        f"match (input {k}, dim {d}: {s[d]} vs {loop[d]}; only dims of "
-                        f"static length 1 broadcast)")
+        check_static_broadcast(node, args, checks, ndim)
     return check
 
 

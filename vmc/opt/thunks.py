@@ -36,32 +36,25 @@ def _update(inplace, z, r, beta):
     return r
 
 
-@register(Gemm)
-def gemm_thunk(node, destroyable):
-    inplace = 0 in destroyable
+def _product_update_thunk(name, product):
+    """``beta * z + alpha * (a @ b)`` with numpy, for Gemm and Gemv."""
+    def factory(node, destroyable):
+        inplace = 0 in destroyable
 
-    def thunk(z, alpha, x, y, beta):
-        r = np.dot(x, y)
-        if r.shape != np.shape(z):
-            raise ValueError(f"gemm: z has shape {np.shape(z)} but x @ y has {r.shape}")
-        if alpha != 1:
-            r *= alpha
-        return _update(inplace, z, r, beta)
-    return thunk
+        def thunk(z, alpha, a, b, beta):
+            r = np.dot(a, b)
+            if r.shape != np.shape(z):
+                raise ValueError(f"{name}: z has shape {np.shape(z)} but {product} has "
+                                 f"{r.shape}")
+            if alpha != 1:
+                r *= alpha
+            return _update(inplace, z, r, beta)
+        return thunk
+    return factory
 
 
-@register(Gemv)
-def gemv_thunk(node, destroyable):
-    inplace = 0 in destroyable
-
-    def thunk(z, alpha, a, x, beta):
-        r = np.dot(a, x)
-        if r.shape != np.shape(z):
-            raise ValueError(f"gemv: z has shape {np.shape(z)} but a @ x has {r.shape}")
-        if alpha != 1:
-            r *= alpha
-        return _update(inplace, z, r, beta)
-    return thunk
+register(Gemm)(_product_update_thunk("gemm", "x @ y"))
+register(Gemv)(_product_update_thunk("gemv", "a @ x"))
 
 
 @register(Ger)
@@ -179,8 +172,7 @@ def fused_elemwise_thunk(node, destroyable):
                        for d in range(node.inputs[0].type.ndim))
     reusable = {i for i in destroyable if node.inputs[i].type.broadcastable == loop_bcast}
     reusable |= set(range(n_in + len(consts), n_in + len(consts) + len(steps)))
-    checks = [(i, tuple(d for d, s in enumerate(v.type.shape) if s != 1))
-              for i, v in enumerate(node.inputs)]
+    checks = static_broadcast_checks(node)
     outs = op.outputs
     reduce = [None if r is None else (_REDUCE[r[0]], r[1], np.dtype(r[2])) for r in op.reduce]
     single = len(outs) == 1
@@ -191,7 +183,8 @@ def fused_elemwise_thunk(node, destroyable):
                 and v.ndim and v.flags.writeable)
 
     def thunk(*args):
-        loop = _check_shapes(node, args, checks, ndim) if len(args) > 1 else np.shape(args[0])
+        loop = (check_static_broadcast(node, args, checks, ndim) if len(args) > 1
+                else np.shape(args[0]))
         vals = list(args) + consts + [None] * len(steps)
         pool = {}
         for k, impl, a_idx, dtype, ufunc, dying in steps:
@@ -233,7 +226,13 @@ def fused_elemwise_thunk(node, destroyable):
 _REDUCE = {"add": np.sum, "mul": np.prod, "maximum": np.max, "minimum": np.min}
 
 
-def _check_shapes(node, args, checks, ndim):
+def static_broadcast_checks(node):
+    """``[(input index, dims that may not broadcast)]`` for ``check_static_broadcast``."""
+    return [(i, tuple(d for d, s in enumerate(v.type.shape) if s != 1))
+            for i, v in enumerate(node.inputs)]
+
+
+def check_static_broadcast(node, args, checks, ndim):
     """Only dims of static length 1 broadcast (as the unfused Elemwise thunks check)."""
     shapes = [np.shape(a) for a in args]
     try:

@@ -1,8 +1,10 @@
-"""Build the Cython extensions of vmc (every ``vmc/**/*.pyx``) with numpy headers.
+"""Build the Cython extensions of vmc (every ``vmc/**/*.pyx``) with numpy headers, and the
+C driver of the generated elementwise kernels (``vmc/thunks/cgen/_ew_runtime.c``).
 
 Compiler directives are set once here. ``VMC_CYTHON_DEBUG=1`` turns bounds and
 wraparound checks back on for debugging.
 """
+import importlib.util
 import os
 from pathlib import Path
 
@@ -31,7 +33,22 @@ def extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         ))
-    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
+    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True) + [ew_runtime()]
+
+
+def ew_runtime():
+    """The elementwise kernels' driver, in C, tagged with the digest of the headers it
+    is built from (vmc/thunks/cgen/headers.py; a stale build is refused at run time)."""
+    spec = importlib.util.spec_from_file_location("vmc_headers", "vmc/thunks/cgen/headers.py")
+    headers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(headers)
+    cgen = Path("vmc/thunks/cgen")
+    return Extension(
+        "vmc.thunks.cgen._ew_runtime", [str(cgen / "_ew_runtime.c")],
+        include_dirs=[np.get_include(), str(cgen), str(cgen.parent)],
+        define_macros=[("VMC_HEADERS_DIGEST", f'"{headers.headers_digest()}"')],
+        extra_compile_args=["-O2", "-Wno-unused-function", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
+    )
 
 
 setup(ext_modules=extensions())

@@ -52,6 +52,8 @@ OPTIONS = {
     "compiledir": Option(os.environ.get("VMC_COMPILEDIR")
                          or os.path.join(os.path.expanduser("~"), ".cache", "vmc"),
                          "where generated C is compiled and cached ($VMC_COMPILEDIR)"),
+    "block_cache_mb": Option(1024, "most MB of freed large kernel outputs kept for reuse "
+                             "(vmc/thunks/cgen/vmc_blocks.h); 0 turns the cache off", float),
     "profile": Option(False, "profile every compiled function", _bool),
     "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit",
                               _bool),

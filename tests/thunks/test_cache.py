@@ -158,3 +158,38 @@ def test_have_compiler_here():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cache.have_compiler()
+
+
+def test_no_compiler_function_runs_with_numpy_and_warns_once(tmp_path):
+    # the fused builder compiles without probing first; a failed build probes, and a
+    # compiler that cannot build anything means numpy thunks, with one warning
+    code = textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("always")
+        import numpy as np, vmc, vmc.tensor as vt
+        x = vt.vector("x")
+        with warnings.catch_warnings(record=True) as w:
+            f = vmc.function([x], vt.tanh(x) * 2 + 1)
+            g = vmc.function([x], vt.exp(x) - x)
+        v = np.linspace(-2, 2, 7)
+        assert np.allclose(f(v), np.tanh(v) * 2 + 1) and np.allclose(g(v), np.exp(v) - v)
+        msgs = [str(m.message) for m in w if "numpy thunks" in str(m.message)]
+        print(len(msgs), msgs[0] if msgs else "")
+        """)
+    res = in_fresh_process(tmp_path, code, CC="/bin/false")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("1 vmc:"), res.stdout
+    assert not list(tmp_path.glob("vmcg_probe*" + cache.EXT_SUFFIX))
+
+
+def test_empty_cache_compiles_only_the_kernels(tmpcache):
+    # the driver is built with the package: a cold cache costs one build per function
+    import numpy as np
+    import vmc
+    import vmc.tensor as vt
+    x = vt.vector("x")
+    f = vmc.function([x], vt.tanh(x) * 3 - x)
+    v = np.linspace(-1, 1, 5)
+    np.testing.assert_allclose(f(v), np.tanh(v) * 3 - v)
+    log = (tmpcache / cache.BUILD_LOG).read_text().splitlines()
+    assert len(log) == 1 and "elemwise" in log[0], log

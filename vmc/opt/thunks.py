@@ -329,7 +329,7 @@ def fused_c_builder(items):
         from vmc.thunks.cgen.elemwise import kernel_source
     except ImportError:
         return {}
-    if not cgen.have_compiler():
+    if not cgen.have_compiler(probe=False):
         return {}
     pcs, specs = [], []
     for pc, node, d in todo:
@@ -346,6 +346,8 @@ def fused_c_builder(items):
     except NotImplementedError:
         return {}
     except Exception as exc:     # a generator bug must not stop the function from running
+        if isinstance(exc, cgen.CompileError) and not cgen.have_compiler():
+            return {}                # no usable compiler: have_compiler() warned once
         if not _warned:
             _warned.append(exc)
             warnings.warn(f"vmc: generated elementwise C failed ({type(exc).__name__}: "

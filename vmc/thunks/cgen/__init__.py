@@ -4,8 +4,10 @@
 Imports nothing from vmc.graph or vmc.tensor: the fusion pass describes a
 group as a ``KernelSpec`` and gets ``CThunk``s back.
 """
-from .cache import cache_clear, cache_info, compile_module, compiledir, have_compiler
-from .elemwise import KernelSpec, build_kernels
+from .cache import (CompileError, cache_clear, cache_info, compile_module, compiledir,
+                    compiler, have_compiler)
+from .elemwise import KernelSpec, block_cache_info, block_cache_release, build_kernels
 
-__all__ = ["KernelSpec", "build_kernels", "cache_clear", "cache_info", "compile_module",
-           "compiledir", "have_compiler"]
+__all__ = ["CompileError", "KernelSpec", "block_cache_info", "block_cache_release",
+           "build_kernels", "cache_clear", "cache_info", "compile_module", "compiledir",
+           "compiler", "have_compiler"]

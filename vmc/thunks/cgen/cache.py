@@ -45,8 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-INCLUDE_DIRS = (HERE, HERE.parent, Path(np.get_include()),
+from .headers import HEADER_DIRS, headers_digest
+
+INCLUDE_DIRS = (*HEADER_DIRS, Path(np.get_include()),
                 Path(sysconfig.get_paths()["include"]),
                 Path(sysconfig.get_paths()["platinclude"]))
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
@@ -183,18 +184,10 @@ def _compiler_identity(cc: list) -> str:
     return f"{os.path.realpath(cc[0])}:{st.st_size}:{st.st_mtime_ns}:{' '.join(cc[1:])}"
 
 
-def _headers_digest() -> str:
-    h = hashlib.sha256()
-    for d in INCLUDE_DIRS[:2]:
-        for p in sorted(d.glob("*.h")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
-
-
 def _key(sources: str, cc: list, flags: list) -> str:
     h = hashlib.sha256()
     for part in (PRELUDE, POSTLUDE, sources, _compiler_identity(cc), " ".join(flags),
-                 _headers_digest(), sys.implementation.cache_tag, EXT_SUFFIX,
+                 headers_digest(), sys.implementation.cache_tag, EXT_SUFFIX,
                  sys.version, np.__version__):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
@@ -202,14 +195,20 @@ def _key(sources: str, cc: list, flags: list) -> str:
 
 # ---------------------------------------------------------------- compiling
 
-def have_compiler() -> bool:
+def have_compiler(probe: bool = True) -> bool:
     """True when a C compiler builds and loads a Python extension here.
 
     Probed once per compiler and flags (a marker file in compiledir); without
-    one, warns once and callers fall back to numpy thunks.
+    one, warns once and callers fall back to numpy thunks. A module built
+    successfully answers the question too. ``probe=False`` answers without
+    compiling anything: False only when it is known that there is none (a
+    caller that then fails to compile asks again with the probe, which costs
+    a compiler run only on that failure path: an empty cache stays cheap).
     """
     if "ok" in _compiler_state:
         return _compiler_state["ok"]
+    if not probe:
+        return compiler() is not None
     ok, why = False, "no C compiler found (set CC)"
     cc = compiler()
     if cc is not None:
@@ -258,6 +257,7 @@ def _load_or_build(key, sources, cc, flags, name_hint):
         if mod is None:
             _build(name, PRELUDE + sources + POSTLUDE.replace("@NAME@", name), so, cc, flags)
             mod = _try_load(name, so, raise_errors=True)
+            _compiler_state.setdefault("ok", True)
     return mod
 
 

@@ -26,6 +26,7 @@ from vmc.compile.program import CThunk
 
 from . import scalar_c
 from .cache import compile_module
+from .headers import headers_digest
 
 REUSE_MAX_BYTES = 256 * 1024   # outputs up to this size are kept in ctx for reuse
 LANES = 8                      # partial accumulators of a row reduction
@@ -359,15 +360,30 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
             for i in index]
 
 
-_RUNTIME_SOURCE = r"""#include "vmc_ew_runtime.h"
-static PyObject *api(PyObject *self, PyObject *unused) {
-    return PyCapsule_New((void *)&VMC_EW_API, "vmc_ew_api", NULL);
-}
-static const vmc_export VMC_EXPORTS[] = {{NULL}};
-static PyMethodDef VMC_METHODS[] = {{"api", api, METH_NOARGS, NULL}, {NULL}};
-"""
-
-
 def runtime():
-    """The shared driver module (compiled once per machine through the cache)."""
-    return compile_module(_RUNTIME_SOURCE, "ew_runtime")
+    """The shared driver module, built with the package (``_ew_runtime.c``).
+
+    Raises RuntimeError (the fused builder warns once and falls back to numpy thunks)
+    when it is not built, or was built from other headers than the kernels would be
+    compiled with (a stale build would disagree with them on structs)."""
+    try:
+        from . import _ew_runtime
+    except ImportError as e:
+        raise RuntimeError(f"vmc.thunks.cgen._ew_runtime is not built ({e}); "
+                                  "run `python setup.py build_ext --inplace`") from e
+    if _ew_runtime.headers_digest != headers_digest():
+        raise RuntimeError("vmc.thunks.cgen._ew_runtime was built from other C "
+                                  "headers; run `python setup.py build_ext --inplace`")
+    from vmc.config import config
+    _ew_runtime.block_cache_set_cap(int(float(config.block_cache_mb) * 2 ** 20))
+    return _ew_runtime
+
+
+def block_cache_info() -> dict:
+    """The large-output block cache (vmc_blocks.h): blocks and bytes held, cap, hits, misses."""
+    return runtime().block_cache_info()
+
+
+def block_cache_release() -> None:
+    """Return every cached output block to the OS now."""
+    runtime().block_cache_release()

@@ -1,10 +1,11 @@
 /* vmc_ew_runtime.h: the generic driver of elementwise kernels (see
- * vmc_elemwise.h). Included by exactly one module, built by elemwise.py's
- * runtime(), which exports `vmc_ew_api` in a capsule named "vmc_ew_api".
+ * vmc_elemwise.h). Included by exactly one module, _ew_runtime.c (built with
+ * the package), which exports `vmc_ew_api` in a capsule named "vmc_ew_api".
  */
 #ifndef VMC_EW_RUNTIME_H
 #define VMC_EW_RUNTIME_H
 #include "vmc_elemwise.h"
+#include "vmc_blocks.h"
 
 static void vmc_ew_clear(PyObject **buf, int nout) {
     for (int k = 0; k < nout; k++) Py_CLEAR(buf[k]);
@@ -81,7 +82,8 @@ static int vmc__can_alias(const vmc_ew_desc *d, PyArrayObject **in, int j, int t
 }
 
 /* Output k: the in-place input, the ctx's buffer when only the ctx holds it
- * (then nobody can see it overwritten), or a new C-contiguous array. */
+ * (then nobody can see it overwritten), or a new C-contiguous array (a large
+ * one from the block cache, vmc_blocks.h). */
 static PyArrayObject *vmc__output(const vmc_ew_desc *d, PyObject **ctxbuf, int k,
                                   PyArrayObject **in, npy_bool *taken, int ond,
                                   npy_intp *oshape) {
@@ -97,7 +99,7 @@ static PyArrayObject *vmc__output(const vmc_ew_desc *d, PyObject **ctxbuf, int k
         for (int a = 0; a < ond; a++) same &= PyArray_DIM(b, a) == oshape[a];
         if (same) { Py_INCREF(b); return b; }
     }
-    PyArrayObject *o = (PyArrayObject *)PyArray_SimpleNew(ond, oshape, type);
+    PyArrayObject *o = vmc_blocks_new_array(ond, oshape, type);
     if (o && ctxbuf) {
         if (PyArray_NBYTES(o) <= d->reuse_max) { Py_INCREF(o); Py_XSETREF(ctxbuf[k], (PyObject *)o); }
         else Py_CLEAR(ctxbuf[k]);

@@ -1,0 +1,99 @@
+"""The cache of large freed kernel outputs (vmc/thunks/cgen/vmc_blocks.h).
+
+Oracles: numpy's results, and the cache's own counters (hits, misses, blocks held):
+a freed block is reused by the next request of its size, a request it cannot serve
+returns every cached block first, an output a user still holds is never reused.
+"""
+import numpy as np
+import pytest
+
+import vmc
+import vmc.tensor as vt
+from vmc.config import config
+from vmc.thunks import cgen
+
+pytestmark = pytest.mark.skipif(not cgen.have_compiler(), reason="no C compiler")
+
+N = 300_000          # float64: 2.4 MB, above the cache's 1 MB threshold
+
+
+@pytest.fixture
+def fresh():
+    cgen.block_cache_release()
+    yield
+    cgen.block_cache_release()
+
+
+def _f():
+    x, y = vt.vector("x"), vt.vector("y")
+    return vmc.function([x, y], x * y + 0.5)
+
+
+def test_freed_output_is_reused_and_right(fresh):
+    f = _f()
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(N) for _ in range(4)]
+    before = cgen.block_cache_info()
+    for x in xs:
+        np.testing.assert_array_equal(f(x, x), x * x + 0.5)   # result dropped: block freed
+    info = cgen.block_cache_info()
+    assert info["hits"] - before["hits"] >= len(xs) - 1
+    assert info["blocks"] == 1 and info["bytes"] >= N * 8
+
+
+def test_held_output_is_never_overwritten(fresh):
+    f = _f()
+    a, b = np.full(N, 2.0), np.full(N, 3.0)
+    r1 = f(a, a)
+    r2 = f(b, b)                     # r1 is alive: its block is not in the cache
+    assert r1.flags.owndata and r1.ctypes.data != r2.ctypes.data
+    np.testing.assert_array_equal(r1, 4.5)
+    np.testing.assert_array_equal(r2, 9.5)
+    del r1
+    r3 = f(a, b)                     # may reuse r1's block
+    np.testing.assert_array_equal(r2, 9.5)
+    np.testing.assert_array_equal(r3, 6.5)
+
+
+def test_a_miss_returns_cached_blocks_first(fresh):
+    f = _f()
+    f(np.ones(N), np.ones(N))
+    assert cgen.block_cache_info()["blocks"] == 1
+    misses = cgen.block_cache_info()["misses"]
+    r = f(np.ones(2 * N), np.ones(2 * N))          # another size: nothing held meanwhile
+    info = cgen.block_cache_info()
+    assert info["misses"] == misses + 1 and info["blocks"] == 0
+    np.testing.assert_array_equal(r, 1.5)
+
+
+def test_cap_zero_keeps_nothing(fresh):
+    with config.change(block_cache_mb=0):
+        f = _f()
+        f(np.ones(N), np.ones(N))
+        assert cgen.block_cache_info()["blocks"] == 0
+    _f()                                            # the cap follows config again
+    assert cgen.block_cache_info()["cap"] == int(config.block_cache_mb * 2 ** 20)
+
+
+def test_cached_arrays_resize_and_pickle_like_any_array(fresh):
+    import pickle
+    f = _f()
+    r = f(np.arange(N, dtype=float), np.ones(N))
+    r.resize(N + 1000, refcheck=False)              # realloc through the handler
+    np.testing.assert_array_equal(r[:N], np.arange(N) + 0.5)
+    assert (r[N:] == 0).all()
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(r))[:N], np.arange(N) + 0.5)
+
+
+def test_stale_runtime_falls_back_to_numpy_with_a_warning(monkeypatch):
+    from vmc.opt import thunks
+    from vmc.thunks.cgen import elemwise
+    monkeypatch.setattr(elemwise, "headers_digest", lambda: "something else")
+    monkeypatch.setattr(thunks, "_warned", [])
+    with pytest.raises(RuntimeError, match="build_ext"):
+        elemwise.runtime()
+    x = vt.vector("x")
+    v = np.linspace(-3, 3, 11)
+    with pytest.warns(UserWarning, match="other C headers"):
+        f = vmc.function([x], vt.tanh(x) * 2 + x)
+    np.testing.assert_allclose(f(v), np.tanh(v) * 2 + v)

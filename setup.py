@@ -46,6 +46,7 @@ def ew_runtime():
     return Extension(
         "vmc.thunks.cgen._ew_runtime", [str(cgen / "_ew_runtime.c")],
         include_dirs=[np.get_include(), str(cgen), str(cgen.parent)],
+        depends=[str(h) for d in (cgen, cgen.parent) for h in sorted(d.glob("*.h"))],
         define_macros=[("VMC_HEADERS_DIGEST", f'"{headers.headers_digest()}"')],
         extra_compile_args=["-O2", "-Wno-unused-function", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
     )

@@ -97,3 +97,33 @@ def test_stale_runtime_falls_back_to_numpy_with_a_warning(monkeypatch):
     with pytest.warns(UserWarning, match="other C headers"):
         f = vmc.function([x], vt.tanh(x) * 2 + x)
     np.testing.assert_allclose(f(v), np.tanh(v) * 2 + v)
+
+
+# ----------------------------------------------------- streaming stores (vmc_ew_runtime.h)
+# Outputs of at least 16 MB are written through an L1 buffer with non-temporal
+# stores: checked here against numpy, aliased in place, misaligned, two outputs.
+
+BIG = 4_500_001      # float32: 18 MB; odd, so the last chunk is partial
+
+
+def test_streamed_outputs_match_numpy():
+    x, y = vt.vector("x", dtype="float32"), vt.vector("y", dtype="float32")
+    f = vmc.function([x, y], [x * y + 0.5, vt.tanh(x) - y])
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, BIG), dtype=np.float32)
+    r1, r2 = f(a, b)
+    np.testing.assert_array_equal(r1, a * b + np.float32(0.5))
+    np.testing.assert_allclose(r2, np.tanh(a) - b, rtol=1e-6, atol=1e-6)
+
+
+def test_streamed_in_place_update_into_a_misaligned_buffer():
+    raw = np.zeros(BIG + 1, dtype=np.float32)
+    w0 = raw[1:]                                   # 4 bytes past a 16-byte boundary
+    w0[:] = np.linspace(-1, 1, BIG, dtype=np.float32)
+    expect = w0 * np.float32(0.5) + np.float32(2.0)
+    w = vmc.shared(w0, borrow=True)
+    f = vmc.function([], [], updates=[(w, w * 0.5 + 2.0)])
+    f()
+    got = w.get_value(borrow=True)
+    assert got.ctypes.data == raw.ctypes.data + 4          # written in place
+    np.testing.assert_array_equal(got, expect)

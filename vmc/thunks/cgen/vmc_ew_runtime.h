@@ -6,6 +6,8 @@
 #define VMC_EW_RUNTIME_H
 #include "vmc_elemwise.h"
 #include "vmc_blocks.h"
+#include <emmintrin.h>
+#include <stdint.h>
 
 static void vmc_ew_clear(PyObject **buf, int nout) {
     for (int k = 0; k < nout; k++) Py_CLEAR(buf[k]);
@@ -235,6 +237,52 @@ static int vmc__row_ok(const vmc_ew_desc *d, int nd, npy_intp (*str)[VMC_MAXDIM]
     return 1;
 }
 
+/* Streaming stores for outputs too big to stay in cache: an ordinary store
+ * first reads the line it writes (x*y + z*0.5 moves 5 arrays' worth of bytes,
+ * not 4); a non-temporal one does not. The row loop writes a chunk into an
+ * L1-sized buffer, which is then streamed out. Chunks read their inputs before
+ * the output chunk is written, so an output aliasing its input stays right. */
+#define VMC_STREAM_MIN ((npy_intp)16 << 20)   /* bytes of one output */
+#define VMC_STREAM_CHUNK 2048                 /* elements per chunk */
+#define VMC_STREAM_MAXOUT 2
+
+static void vmc__stream_copy(char *dst, const char *src, size_t nbytes) {
+    size_t head = (size_t)(-(uintptr_t)dst & 15);
+    if (head > nbytes) head = nbytes;
+    memcpy(dst, src, head);
+    size_t i = head;
+    for (; i + 16 <= nbytes; i += 16)
+        _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
+    memcpy(dst + i, src + i, nbytes - i);
+}
+
+static int vmc__streams(const vmc_ew_desc *d, int cnd, int use_row, npy_intp n,
+                        PyArrayObject **out) {
+    if (d->reduce || !use_row || cnd != 1 || d->nout > VMC_STREAM_MAXOUT) return 0;
+    for (int k = 0; k < d->nout; k++)
+        if (n * PyArray_ITEMSIZE(out[k]) < VMC_STREAM_MIN) return 0;
+    return 1;
+}
+
+static void vmc__stream_row(const vmc_ew_desc *d, npy_intp n, npy_intp (*str)[VMC_MAXDIM],
+                            char **base, PyArrayObject **out) {
+    double buf[VMC_STREAM_MAXOUT][VMC_STREAM_CHUNK];   /* 8-byte items at most */
+    char *p[VMC_MAXOPS];
+    npy_intp item[VMC_STREAM_MAXOUT];
+    for (int k = 0; k < d->nout; k++) {
+        item[k] = PyArray_ITEMSIZE(out[k]);
+        p[d->nin + k] = (char *)buf[k];
+    }
+    for (npy_intp b = 0; b < n; b += VMC_STREAM_CHUNK) {
+        npy_intp m = n - b < VMC_STREAM_CHUNK ? n - b : VMC_STREAM_CHUNK;
+        for (int j = 0; j < d->nin; j++) p[j] = base[j] + b * str[j][0];
+        d->row(m, p);
+        for (int k = 0; k < d->nout; k++)
+            vmc__stream_copy(base[d->nin + k] + b * item[k], (char *)buf[k], (size_t)(m * item[k]));
+    }
+    _mm_sfence();
+}
+
 static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **out,
                      npy_intp *shape, npy_intp (*str)[VMC_MAXDIM], npy_intp n) {
     int nops = d->nin + d->nout, nd = d->nd;
@@ -257,7 +305,10 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
     int use_row = vmc__row_ok(d, cnd, str, in, out, reduced_inner, shape);
     NPY_BEGIN_THREADS_DEF;
     if (n >= VMC_GIL_MIN) NPY_BEGIN_THREADS;
-    vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
+    if (vmc__streams(d, cnd, use_row, n, out))
+        vmc__stream_row(d, shape[0], str, base, out);
+    else
+        vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
     NPY_END_THREADS;
 }
 

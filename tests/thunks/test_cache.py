@@ -119,6 +119,25 @@ def test_corrupt_entry_is_rebuilt(tmpcache):
     assert so.read_bytes()[:4] == b"\x7fELF"
 
 
+def test_corrupt_kernel_library_is_rebuilt(tmpcache):
+    # generated kernels are plain C libraries opened by the driver (not modules)
+    code = textwrap.dedent("""
+        import numpy as np, vmc, vmc.tensor as vt
+        x = vt.vector("x")
+        v = np.linspace(-2, 2, 9)
+        print(np.allclose(vmc.function([x], vt.tanh(x) * 5 - x)(v), np.tanh(v) * 5 - v))
+        """)
+    first = in_fresh_process(tmpcache, code)
+    assert first.stdout.strip() == "True", first.stderr
+    lib, = tmpcache.glob("vmcg_elemwise_*.so")
+    assert not lib.name.endswith(cache.EXT_SUFFIX)
+    assert b"Python.h" not in (tmpcache / (lib.name[:-3] + ".c")).read_bytes()
+    lib.write_bytes(b"not an ELF file")
+    again = in_fresh_process(tmpcache, code)
+    assert again.stdout.strip() == "True", again.stderr
+    assert builds(tmpcache, "elemwise") == 2 and lib.read_bytes()[:4] == b"\x7fELF"
+
+
 def test_key_changes_with_flags(tmpcache, monkeypatch):
     src = source(11)
     cache.compile_module(src, "flags")

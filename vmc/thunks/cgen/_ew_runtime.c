@@ -1,21 +1,67 @@
 /* The elementwise kernels' shared driver (vmc_ew_runtime.h) and the large
  * block cache (vmc_blocks.h), built with the package by setup.py as
  * vmc.thunks.cgen._ew_runtime: it is the same for every kernel, so no process
- * compiles it at run time. Kernel modules get its table through the
- * "vmc_ew_api" capsule (see vmc_elemwise.h).
+ * compiles it at run time. Generated kernels are plain C libraries (see
+ * vmc_elemwise.h): `load` opens one, `thunk` makes the VM thunk of one of its
+ * kernels. Libraries are never closed (their descriptors must outlive every
+ * thunk), as CPython never unloads an extension module.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include <dlfcn.h>
+#include <stddef.h>
+#include "vmc_thunk.h"
 #include "vmc_ew_runtime.h"
+
+/* kernels see numpy's types through vmc_types.h: the sizes must agree */
+_Static_assert(sizeof(npy_intp) == sizeof(ptrdiff_t), "npy_intp is not ptrdiff_t");
+_Static_assert(sizeof(npy_bool) == 1, "npy_bool is not one byte");
 
 #ifndef VMC_HEADERS_DIGEST
 #define VMC_HEADERS_DIGEST ""
 #endif
+#define TABLE_CAPSULE "vmc_kernel_table"
 
-static PyObject *api(PyObject *self, PyObject *unused) {
-    return PyCapsule_New((void *)&VMC_EW_API, "vmc_ew_api", NULL);
+static PyObject *load(PyObject *self, PyObject *arg) {
+    const char *path = PyUnicode_AsUTF8(arg);
+    if (!path) return NULL;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return PyErr_Format(PyExc_ImportError, "cannot load kernel library %s: %s",
+                                path, dlerror());
+    void *table = dlsym(h, "vmc_kernels");
+    if (!table) {
+        dlclose(h);
+        return PyErr_Format(PyExc_ImportError, "%s has no vmc_kernels table", path);
+    }
+    return PyCapsule_New(table, TABLE_CAPSULE, NULL);
+}
+
+static void ctx_destroy(PyObject *cap) {
+    vmc_ew_ctx *c = (vmc_ew_ctx *)PyCapsule_GetPointer(cap, VMC_CTX_CAPSULE);
+    if (!c) return;
+    for (int k = 0; k < c->d->nout; k++) Py_CLEAR(c->buf[k]);
+    PyMem_Free(c);
+}
+
+static PyObject *thunk(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    Py_ssize_t i, n = 0;
+    if (!PyArg_ParseTuple(args, "O!n", &PyCapsule_Type, &cap, &i)) return NULL;
+    const vmc_ew_desc *const *table = PyCapsule_GetPointer(cap, TABLE_CAPSULE);
+    if (!table) return NULL;
+    while (table[n]) n++;
+    if (i < 0 || i >= n) return PyErr_Format(PyExc_IndexError, "no kernel %zd of %zd", i, n);
+    const vmc_ew_desc *d = table[i];
+    vmc_ew_ctx *c = PyMem_Calloc(1, sizeof(vmc_ew_ctx) + (size_t)d->nout * sizeof(PyObject *));
+    if (!c) return PyErr_NoMemory();
+    c->d = d;
+    PyObject *ctx = PyCapsule_New(c, VMC_CTX_CAPSULE, ctx_destroy);
+    if (!ctx) { PyMem_Free(c); return NULL; }
+    PyObject *fn = PyCapsule_New((void *)vmc_ew_thunk, VMC_THUNK_CAPSULE, NULL);
+    if (!fn) { Py_DECREF(ctx); return NULL; }
+    return Py_BuildValue("NN", fn, ctx);
 }
 
 static PyObject *block_cache_info(PyObject *self, PyObject *unused) {
@@ -39,7 +85,8 @@ static PyObject *block_cache_set_cap(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"api", api, METH_NOARGS, "api(): the driver's table, in a capsule named vmc_ew_api"},
+    {"load", load, METH_O, "load(path): open a kernel library; its table, in a capsule"},
+    {"thunk", thunk, METH_VARARGS, "thunk(table, i): (fn, ctx) capsules of kernel i's thunk"},
     {"block_cache_info", block_cache_info, METH_NOARGS,
      "block_cache_info(): blocks and bytes held, cap, hits and misses"},
     {"block_cache_release", block_cache_release, METH_NOARGS,

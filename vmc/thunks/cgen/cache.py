@@ -1,8 +1,11 @@
-"""Compile C source into CPython extension modules, cached on disk.
+"""Compile C source into CPython extension modules or plain libraries, cached on disk.
 
 ``compile_module(sources, name_hint)`` wraps ``sources`` in a module prelude
 (Python.h, numpy, vmc_thunk.h) and postlude (``PyInit``), compiles it with the
 system C compiler and loads it with importlib's ExtensionFileLoader.
+``compile_library(sources, name_hint, load)`` compiles ``sources`` as they are
+(generated kernels: no Python.h, whose parsing would be most of a small
+kernel's compile time) and returns ``load(path)``.
 
 The source declares what the module exports::
 
@@ -184,9 +187,9 @@ def _compiler_identity(cc: list) -> str:
     return f"{os.path.realpath(cc[0])}:{st.st_size}:{st.st_mtime_ns}:{' '.join(cc[1:])}"
 
 
-def _key(sources: str, cc: list, flags: list) -> str:
+def _key(kind: str, sources: str, cc: list, flags: list) -> str:
     h = hashlib.sha256()
-    for part in (PRELUDE, POSTLUDE, sources, _compiler_identity(cc), " ".join(flags),
+    for part in (kind, PRELUDE, POSTLUDE, sources, _compiler_identity(cc), " ".join(flags),
                  headers_digest(), sys.implementation.cache_tag, EXT_SUFFIX,
                  sys.version, np.__version__):
         h.update(part.encode() + b"\0")
@@ -227,36 +230,48 @@ def have_compiler(probe: bool = True) -> bool:
 
 def compile_module(sources: str, name_hint: str = "mod"):
     """Compile (or fetch from the cache) ``sources``; return the loaded module."""
+    return _compiled("module", sources, name_hint, EXT_SUFFIX, _load_module,
+                     lambda name: PRELUDE + sources + POSTLUDE.replace("@NAME@", name))
+
+
+def compile_library(sources: str, name_hint: str, load):
+    """Compile (or fetch) plain C with no Python.h into a shared library; return
+    ``load(path)``, which raises ImportError or OSError for an unusable file."""
+    return _compiled("library", sources, name_hint, ".so", lambda name, so: load(str(so)),
+                     lambda name: sources)
+
+
+def _compiled(kind, sources, name_hint, suffix, load, full_source):
     cc = compiler()
     if cc is None:
         raise CompileError("no C compiler found (set CC)")
     flags = compile_flags()
-    key = _key(sources, cc, flags)
+    key = _key(kind, sources, cc, flags)
     mod = _memo.get(key)
     if mod is not None:
         return mod
     with _thread_lock:
         mod = _memo.get(key)
         if mod is None:
-            mod = _load_or_build(key, sources, cc, flags, name_hint)
+            mod = _load_or_build(key, cc, flags, name_hint, suffix, load, full_source)
             _memo[key] = mod
     return mod
 
 
-def _load_or_build(key, sources, cc, flags, name_hint):
+def _load_or_build(key, cc, flags, name_hint, suffix, load, full_source):
     hint = re.sub(r"[^A-Za-z0-9_]", "_", name_hint)[:24] or "mod"
     name = f"{PREFIX}{hint}_{key[:20]}"
     d = compiledir()
     d.mkdir(parents=True, exist_ok=True)
-    so = d / (name + EXT_SUFFIX)
-    mod = _try_load(name, so)
+    so = d / (name + suffix)
+    mod = _try_load(load, name, so)
     if mod is not None:
         return mod
     with _flock(d / (name + ".lock")):
-        mod = _try_load(name, so)       # another process may have built it meanwhile
+        mod = _try_load(load, name, so)   # another process may have built it meanwhile
         if mod is None:
-            _build(name, PRELUDE + sources + POSTLUDE.replace("@NAME@", name), so, cc, flags)
-            mod = _try_load(name, so, raise_errors=True)
+            _build(name, full_source(name), so, cc, flags)
+            mod = _try_load(load, name, so, raise_errors=True)
             _compiler_state.setdefault("ok", True)
     return mod
 
@@ -271,19 +286,23 @@ def _flock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _try_load(name: str, so: Path, raise_errors: bool = False):
+def _try_load(load, name: str, so: Path, raise_errors: bool = False):
     if not so.exists():
         return None
     try:
-        loader = importlib.machinery.ExtensionFileLoader(name, str(so))
-        spec = importlib.util.spec_from_file_location(name, str(so), loader=loader)
-        mod = importlib.util.module_from_spec(spec)
-        loader.exec_module(mod)
-        return mod
+        return load(name, so)
     except (ImportError, OSError):
         if raise_errors:
             raise
         return None                     # corrupt or stale entry: the caller rebuilds it
+
+
+def _load_module(name: str, so: Path):
+    loader = importlib.machinery.ExtensionFileLoader(name, str(so))
+    spec = importlib.util.spec_from_file_location(name, str(so), loader=loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
@@ -330,7 +349,7 @@ def cache_info() -> dict:
         return {"dir": str(d), "entries": 0, "bytes": 0}
     files = [p for p in _entries(d) if p.is_file()]
     return {"dir": str(d),
-            "entries": sum(1 for p in files if p.name.endswith(EXT_SUFFIX)),
+            "entries": sum(1 for p in files if p.name.endswith(".so")),
             "bytes": sum(p.stat().st_size for p in files)}
 
 

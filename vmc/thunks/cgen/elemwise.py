@@ -1,8 +1,8 @@
 """Generated C for fused elementwise kernels.
 
 The input is a neutral description, ``KernelSpec``; ``build_kernels(specs)``
-generates one C thunk per spec, compiles them together into one extension
-module through the compile cache, and returns ``CThunk``s for the VM. This
+generates one C kernel per spec, compiles them together into one plain C
+library through the compile cache, and returns ``CThunk``s for the VM. This
 module knows nothing of graphs or ops: the caller (the fusion pass) lowers a
 fused group to a KernelSpec, and falls back to numpy when this raises
 NotImplementedError (an op or dtype the scalar table lacks).
@@ -25,7 +25,7 @@ import numpy as np
 from vmc.compile.program import CThunk
 
 from . import scalar_c
-from .cache import compile_module
+from .cache import compile_library
 from .headers import headers_digest
 
 REUSE_MAX_BYTES = 256 * 1024   # outputs up to this size are kept in ctx for reuse
@@ -306,7 +306,7 @@ def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) ->
         axes = set()
         src += _row_loop(k, spec, nm, modes, has_big) + _strided_loop(k, spec, nm)
         fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL"
-    types = lambda dts: [scalar_c.TYPENUMS[np.dtype(d).name] for d in dts]
+    types = lambda dts: [np.dtype(d).num for d in dts]     # numpy's typenums
     inplace = [-1] * nout
     for o, i in spec.inplace:
         inplace[o] = i
@@ -319,31 +319,26 @@ def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) ->
     src += (f"static const vmc_ew_desc {k}_desc = {{{json.dumps(_label(spec))}, {nin}, {nout}, "
             f"{nd}, {k}_in_types, {k}_bcast, {k}_out_types, {k}_inplace, {int(red)}, "
             f"{k}_raxes, \"{rname}\", {int(reuse_max)}, {fns}}};\n")
-    src += (f"static int {k}(void *ctx, PyObject **regs, const int *ins, const int *outs) {{\n"
-            f"    return vmc_ew->call(&{k}_desc, ctx, regs, ins, outs);\n}}\n"
-            f"static void {k}_clear(void *ctx) {{ vmc_ew->clear((PyObject **)ctx, {nout}); }}\n")
     return src
 
 
 def module_source(specs, reuse_max: int = REUSE_MAX_BYTES) -> tuple[str, list]:
-    """C of a module holding one kernel per distinct spec; and each spec's export index."""
+    """C of a kernel library holding one kernel per distinct spec (plain C: see
+    vmc_elemwise.h); and each spec's index in its ``vmc_kernels`` table."""
     distinct, index = {}, []
     for s in specs:
         index.append(distinct.setdefault(s, len(distinct)))
     parts = ["#include \"vmc_elemwise.h\"\n"]
-    exports = []
     for s, i in distinct.items():
-        k = f"k{i}"
-        parts.append(kernel_source(k, s, reuse_max))
-        exports.append(f"    {{\"{k}\", {k}, {len(s.outputs)} * sizeof(PyObject *), {k}_clear}},\n")
-    parts.append("static const vmc_export VMC_EXPORTS[] = {\n" + "".join(exports) + "    {NULL}};\n")
-    parts.append("static PyMethodDef VMC_METHODS[] = {VMC_EW_METHODS, {NULL}};\n")
+        parts.append(kernel_source(f"k{i}", s, reuse_max))
+    descs = "".join(f"&k{i}_desc, " for i in distinct.values())
+    parts.append(f"VMC_KERNEL_TABLE = {{{descs}NULL}};\n")
     return "".join(parts), index
 
 
 def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
                   name_hint: str = "elemwise") -> list:
-    """One CThunk per spec, all compiled into one module (through the cache).
+    """One CThunk per spec, all compiled into one library (through the cache).
 
     Raises NotImplementedError(op) for an op or dtype the scalar table lacks,
     so the caller can fall back to numpy thunks; CompileError if the compiler
@@ -354,10 +349,12 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
         return []
     src, index = module_source(specs, reuse_max_bytes)
     rt = runtime()
-    mod = compile_module(src, re.sub(r"\W", "_", name_hint))
-    mod.set_runtime(rt.api())
-    return [CThunk(fn=getattr(mod, f"k{i}"), ctx=mod.new_ctx(i), keepalive=(mod, rt))
-            for i in index]
+    table = compile_library(src, re.sub(r"\W", "_", name_hint), rt.load)
+    thunks = []
+    for i in index:
+        fn, ctx = rt.thunk(table, i)
+        thunks.append(CThunk(fn=fn, ctx=ctx, keepalive=(table, rt)))
+    return thunks
 
 
 def runtime():

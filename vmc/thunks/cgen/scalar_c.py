@@ -36,14 +36,6 @@ C_TYPES = {
     "uint32": "npy_uint32", "uint64": "npy_uint64", "float32": "npy_float32",
     "float64": "npy_float64",
 }
-TYPENUMS = {  # numpy C enum names, resolved by the C compiler
-    "bool": "NPY_BOOL", "int8": "NPY_INT8", "int16": "NPY_INT16", "int32": "NPY_INT32",
-    "int64": "NPY_INT64", "uint8": "NPY_UINT8", "uint16": "NPY_UINT16",
-    "uint32": "NPY_UINT32", "uint64": "NPY_UINT64", "float32": "NPY_FLOAT32",
-    "float64": "NPY_FLOAT64",
-}
-
-
 def dtype_class(dtype: str) -> str:
     return {"f": "f", "i": "i", "u": "u", "b": "b"}[np.dtype(dtype).kind]
 

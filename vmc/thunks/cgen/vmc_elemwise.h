@@ -1,11 +1,11 @@
-/* vmc_elemwise.h: what a generated elementwise kernel module includes.
+/* vmc_elemwise.h: what a generated elementwise kernel library includes.
  *
  * elemwise.py generates, per kernel, only the loops over one row (the
  * expression) and a descriptor (vmc_ew_desc); the driver between the VM's
  * calling convention and those loops (converting inputs, checking shapes
  * against the static broadcast pattern, choosing, reusing or aliasing output
  * buffers, collapsing dimensions, walking the outer dimensions) is in
- * vmc_ew_runtime.h, compiled once into its own module.
+ * vmc_ew_runtime.h, built with the package as vmc.thunks.cgen._ew_runtime.
  *
  * Loops: `row(n, p)` runs n elements where every input is contiguous, or is a
  * per-row scalar when its last dim is statically broadcastable ("row mode");
@@ -17,6 +17,7 @@
  */
 #ifndef VMC_ELEMWISE_H
 #define VMC_ELEMWISE_H
+#include "vmc_types.h"
 #include "vmc_math.h"
 #include "vmc_scalar.h"
 #include <string.h>
@@ -45,22 +46,10 @@ typedef struct {
     void (*rinit)(char **out, npy_intp n);   /* fill each output with the identity */
 } vmc_ew_desc;
 
-/* The driver lives in one shared module (vmc_ew_runtime.h, compiled once
- * per machine through the cache) so each kernel module compiles only its
- * loops; build_kernels hands every kernel module the driver's table. */
-typedef struct {
-    int (*call)(const vmc_ew_desc *d, void *ctx, PyObject **regs, const int *ins,
-                const int *outs);
-    void (*clear)(PyObject **buf, int nout);
-} vmc_ew_api;
-static const vmc_ew_api *vmc_ew;
-
-static PyObject *vmc_ew_set_runtime(PyObject *self, PyObject *cap) {
-    const vmc_ew_api *api = (const vmc_ew_api *)PyCapsule_GetPointer(cap, "vmc_ew_api");
-    if (!api) return NULL;
-    vmc_ew = api;
-    Py_RETURN_NONE;
-}
-#define VMC_EW_METHODS {"set_runtime", vmc_ew_set_runtime, METH_O, "set_runtime(capsule)"}
+/* A kernel library exports its descriptors, in order, NULL-terminated; the
+ * driver (_ew_runtime.c) dlopens the library and makes one thunk per
+ * descriptor. Nothing here needs Python.h or numpy (see vmc_types.h). */
+#define VMC_EXPORT __attribute__((visibility("default")))
+#define VMC_KERNEL_TABLE VMC_EXPORT const vmc_ew_desc *const vmc_kernels[]
 
 #endif /* VMC_ELEMWISE_H */

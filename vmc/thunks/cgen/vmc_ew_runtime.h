@@ -1,6 +1,7 @@
 /* vmc_ew_runtime.h: the generic driver of elementwise kernels (see
  * vmc_elemwise.h). Included by exactly one module, _ew_runtime.c (built with
- * the package), which exports `vmc_ew_api` in a capsule named "vmc_ew_api".
+ * the package), which loads kernel libraries and makes their thunks: each
+ * thunk is vmc_ew_thunk with a vmc_ew_ctx naming its kernel's descriptor.
  */
 #ifndef VMC_EW_RUNTIME_H
 #define VMC_EW_RUNTIME_H
@@ -8,10 +9,6 @@
 #include "vmc_blocks.h"
 #include <emmintrin.h>
 #include <stdint.h>
-
-static void vmc_ew_clear(PyObject **buf, int nout) {
-    for (int k = 0; k < nout; k++) Py_CLEAR(buf[k]);
-}
 
 /* "i0 (3, 4), i1 (1, 5)" into buf. */
 static void vmc__shapes(char *buf, size_t cap, PyArrayObject **in, int nin) {
@@ -313,8 +310,8 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
 }
 
 /* The thunk body: see vmc_thunk.h for the calling convention. */
-static int vmc_ew_call(const vmc_ew_desc *d, void *ctx, PyObject **regs, const int *ins,
-                       const int *outs) {
+static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, PyObject **regs,
+                       const int *ins, const int *outs) {
     PyArrayObject *in[VMC_MAXOPS], *out[VMC_MAXOPS];
     PyObject *owned[VMC_MAXOPS];
     npy_intp shape[VMC_MAXDIM], oshape[VMC_MAXDIM], str[VMC_MAXOPS][VMC_MAXDIM];
@@ -334,7 +331,7 @@ static int vmc_ew_call(const vmc_ew_desc *d, void *ctx, PyObject **regs, const i
         goto done;
     }
     for (k = 0; k < nout; k++)
-        if (!(out[k] = vmc__output(d, (PyObject **)ctx, k, in, taken, ond, oshape))) goto done;
+        if (!(out[k] = vmc__output(d, ctxbuf, k, in, taken, ond, oshape))) goto done;
     vmc__run(d, in, out, shape, str, n);
     for (k = 0; k < nout; k++) Py_XSETREF(regs[outs[k]], (PyObject *)out[k]);
     rc = 0;
@@ -344,6 +341,15 @@ done:
     return rc;
 }
 
-static const vmc_ew_api VMC_EW_API = {vmc_ew_call, vmc_ew_clear};
+/* A thunk's private data: its kernel, and the output buffers kept for reuse. */
+typedef struct {
+    const vmc_ew_desc *d;
+    PyObject *buf[];
+} vmc_ew_ctx;
+
+static int vmc_ew_thunk(void *ctx, PyObject **regs, const int *ins, const int *outs) {
+    vmc_ew_ctx *c = (vmc_ew_ctx *)ctx;
+    return vmc_ew_call(c->d, c->buf, regs, ins, outs);
+}
 
 #endif /* VMC_EW_RUNTIME_H */

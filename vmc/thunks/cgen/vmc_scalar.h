@@ -6,7 +6,7 @@
 #ifndef VMC_SCALAR_H
 #define VMC_SCALAR_H
 #include <math.h>
-#include <numpy/npy_common.h>
+#include "vmc_types.h"
 
 /* numpy's npy_divmod: floor(a / b) and a - floor(a / b) * b, computed from
  * fmod so the pair is exact; b == 0 gives a / b and fmod's nan. */

@@ -159,6 +159,44 @@ def test_distribute_over_sum_when_it_cancels():
     np.testing.assert_allclose(f(v, v + 1, v + 2), (v + 1) - v * (v + 2))
 
 
+def test_distribute_inside_a_longer_product():
+    # The rewrite fires at the outermost mul of a product (an inner mul's
+    # factors are all the outer one's): x * (y / x - z) * w -> y * w - x * z * w
+    x, y, z, w = vt.vectors("x", "y", "z", "w")
+    f = compile_fn([x, y, z, w], x * (y / x - z) * w, mode=NOFUSE)
+    assert "true_div" not in op_names(f)
+    v = np.array([0.0, 2.0, -1.0])
+    np.testing.assert_allclose(f(v, v + 1, v + 2, v + 3), ((v + 1) - v * (v + 2)) * (v + 3))
+
+
+def test_long_product_is_flattened_once_per_change():
+    # The gradient of a 1000-step chain is a 500-factor product: each mul of
+    # it used to flatten the whole product below it (quadratic: a 4000-step
+    # chain's gradient took about a minute to compile).
+    from vmc.opt import chains
+    x = vt.dscalar("x")
+    y = x
+    for i in range(1000):
+        y = vt.sin(y) if i % 2 else -y
+    leaves = []
+    real = chains.flatten_single
+
+    def counting(*args):
+        out = real(*args)
+        leaves.append(len(out or ()))
+        return out
+    chains.flatten_single = counting
+    try:
+        f = compile_fn([x], vmc.grad(y, x), mode=NOFUSE)
+    finally:
+        chains.flatten_single = real
+    assert sum(leaves) < 20_000        # 3,000 now; was about 128,000
+    yv, dy = 0.5, 1.0
+    for i in range(1000):
+        yv, dy = (np.sin(yv), dy * np.cos(yv)) if i % 2 else (-yv, -dy)
+    np.testing.assert_allclose(f(0.5), dy, rtol=1e-10)
+
+
 def test_sigmoid_binary_crossentropy_and_gradient_are_finite():
     x, t = vt.vectors("x", "t")
     cost = vt.sum(vt.binary_crossentropy(vt.sigmoid(x), t))

@@ -15,7 +15,7 @@ from vmc.tensor.nnet import LogSoftmax, Softmax
 from vmc.tensor.shape import Alloc, ShapeI
 from vmc.tensor.subtensor import IncSubtensor, Subtensor
 
-from .chains import _MINUS_ONE, ADD_OPS, MUL_OPS, build, flatten, mul_plan
+from .chains import _MINUS_ONE, ADD_OPS, MUL_OPS, _is_chain_root, build, flatten, mul_plan
 from .nnet import CrossentropySoftmaxArgmax, CrossentropySoftmaxDx
 from .patterns import register_patterns
 from .rewriting import const_value, node_rewriter, scalar_name
@@ -132,6 +132,10 @@ def distribute_cancel(fgraph, node):
     of producing 0/0 where x underflows (the softmax and sigmoid gradients)."""
     out = node.outputs[0]
     if out.type.dtype[0] != "f":
+        return None
+    # A mul read only by a mul is inside that product, which sees all its
+    # factors and more: flattening here too would make a long product quadratic.
+    if not _is_chain_root(fgraph, node, ("mul",)):
         return None
     leaves = flatten(fgraph, out, MUL_OPS, "true_div")
     if not leaves:

@@ -335,22 +335,44 @@ def fused_c_builder(items):
     for pc, node, d in todo:
         try:
             make = kernel_spec if isinstance(node.op, FusedElemwise) else elemwise_kernel_spec
-            spec = make(node, d)
-            kernel_source("k", spec)        # raises NotImplementedError early, per kernel
+            specs.append(make(node, d))
         except NotImplementedError:
             continue
         pcs.append(pc)
-        specs.append(spec)
+    # Generating a kernel's C costs about as much as hashing it for the cache,
+    # so the common case (every kernel supported) builds at once; only when
+    # that fails is each kernel's source generated alone, to drop the ones the
+    # generator does not take (NotImplementedError) as before.
     try:
-        thunks = cgen.build_kernels(specs)
-    except NotImplementedError:
+        return dict(zip(pcs, cgen.build_kernels(specs)))
+    except Exception as exc:         # noqa: BLE001 - sorted out below
+        first_error = exc
+    kept = []
+    for pc, spec in zip(pcs, specs):
+        try:
+            kernel_source("k", spec)
+        except NotImplementedError:
+            continue
+        kept.append((pc, spec))
+    if len(kept) < len(pcs):
+        try:
+            return dict(zip([pc for pc, _ in kept],
+                            cgen.build_kernels([spec for _, spec in kept])))
+        except Exception as exc:     # noqa: BLE001
+            first_error = exc
+    return _fall_back(cgen, first_error)
+
+
+def _fall_back(cgen, exc):
+    """{} (numpy thunks) after the module failed to build: no runtime, no
+    compiler, or a generator bug (warned once); a generator bug must not stop
+    the function from running."""
+    if isinstance(exc, NotImplementedError):
         return {}
-    except Exception as exc:     # a generator bug must not stop the function from running
-        if isinstance(exc, cgen.CompileError) and not cgen.have_compiler():
-            return {}                # no usable compiler: have_compiler() warned once
-        if not _warned:
-            _warned.append(exc)
-            warnings.warn(f"vmc: generated elementwise C failed ({type(exc).__name__}: "
-                          f"{exc}); running those kernels with numpy", stacklevel=2)
-        return {}
-    return dict(zip(pcs, thunks))
+    if isinstance(exc, cgen.CompileError) and not cgen.have_compiler():
+        return {}                    # no usable compiler: have_compiler() warned once
+    if not _warned:
+        _warned.append(exc)
+        warnings.warn(f"vmc: generated elementwise C failed ({type(exc).__name__}: "
+                      f"{exc}); running those kernels with numpy", stacklevel=3)
+    return {}

@@ -26,6 +26,7 @@ wrapping integer overflow (computed in unsigned types, which C defines).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,8 +144,10 @@ REDUCE = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def fmt_args(dtype: str) -> dict:
-    """The {T} {S} {U} {N} {MIN} {MAX} fields for a dtype."""
+    """The {T} {S} {U} {N} {MIN} {MAX} fields for a dtype (cached: asked once per
+    scalar op written; callers only read the dict)."""
     dt = np.dtype(dtype)
     lim = {}
     if dt.kind in "iu":

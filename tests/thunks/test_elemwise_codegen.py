@@ -404,3 +404,28 @@ def test_unsupported_op_or_dtype_raises_not_implemented():
 def test_unsafe_array_dtype_is_refused(kernels):
     with pytest.raises(TypeError):
         run(kernels["mixed"], np.zeros((2, 2)), np.zeros((2, 2), np.int32))   # float64 -> float32
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_outlined_math_gives_the_same_bits_as_inlined(dtype, monkeypatch):
+    # a module with many math calls calls vector clones of vmc_math.h's functions
+    # (VMC_OUTLINE_MATH) instead of inlining them: the same operations, so the same bits
+    from vmc.thunks.cgen import elemwise
+    ops = ["exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "sin", "cos", "erf"]
+    spec = KernelSpec(
+        inputs=((dtype, (False,)),),
+        body=tuple((f"t{j}", op, ("i0",), dtype) for j, op in enumerate(ops)),
+        outputs=tuple((f"t{j}", dtype) for j in range(len(ops))))
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-310, -1e-310, 1e-30, 700.0, -750.0, 88.5,
+               -104.0, 3e5, 1e22]
+    x = np.concatenate([np.array(special), np.random.default_rng(5).standard_normal(5000) * 8,
+                        np.geomspace(1e-8, 1e8, 3000)]).astype(dtype)
+    got = {}
+    for limit in (10 ** 9, 1):
+        monkeypatch.setattr(elemwise, "OUTLINE_MIN_CALLS", limit)
+        src, _ = elemwise.module_source([spec])
+        assert src.startswith("#define VMC_OUTLINE_MATH") == (limit == 1)
+        with np.errstate(all="ignore"):
+            got[limit] = run(build_kernels([spec])[0], x, n_out=len(ops))
+    for op, a, b in zip(ops, got[10 ** 9], got[1]):
+        np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"), err_msg=op)

@@ -35,6 +35,17 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The public functions: inlined, or with VMC_OUTLINE_MATH (elemwise.py sets
+ * it for modules with many calls) compiled once out of line with vector
+ * clones that vectorized loops call (GCC's simd attribute): the same
+ * operations in the same order, so the same results, for a fraction of the
+ * compile time of inlining each call. */
+#if defined(VMC_OUTLINE_MATH) && defined(__GNUC__) && !defined(__clang__)
+#define VMC_MATHFN __attribute__((simd("notinbranch"), noinline)) static
+#else
+#define VMC_MATHFN static inline
+#endif
+
 #ifdef __FMA__
 #define VMC_FMA(a, b, c) __builtin_fma((a), (b), (c))
 #define VMC_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
@@ -118,13 +129,13 @@ static inline float vmc__em1f(float r) { return VMC_FMAF(r * r, vmc__polyf(VMC_E
  * be normal: valid where !vmc_exp_big(x) (nan included in big). */
 static inline int vmc_exp_big(double x) { return !(__builtin_fabs(x) <= 708.0); }
 static inline int vmc_exp_bigf(float x) { return !(__builtin_fabsf(x) <= 86.0f); }
-static inline double vmc_exp_fast(double x) {
+VMC_MATHFN double vmc_exp_fast(double x) {
     double t = VMC_FMA(x, VMC_INV_LN2, VMC_SHIFT), kd = t - VMC_SHIFT;
     double r = VMC_FMA(-kd, VMC_LN2_LO, VMC_FMA(-kd, VMC_LN2_HI, x));
     double p = 1.0 + vmc__em1(r);
     return vmc__f64(vmc__u64(p) + (vmc__u64(t) << 52));
 }
-static inline float vmc_expf_fast(float x) {
+VMC_MATHFN float vmc_expf_fast(float x) {
     float t = VMC_FMAF(x, VMC_INV_LN2F, VMC_SHIFTF), kd = t - VMC_SHIFTF;
     float r = VMC_FMAF(-kd, VMC_LN2F_LO, VMC_FMAF(-kd, VMC_LN2F_HI, x));
     float p = 1.0f + vmc__em1f(r);
@@ -134,7 +145,7 @@ static inline float vmc_expf_fast(float x) {
 /* Full range, branch-free: 2^k is applied as two factors 2^k1 2^k2 so that
  * k = 1024 (overflow edge) and k < -1022 (subnormal results, rounded once by
  * the last multiply) need no branch. */
-static inline double vmc_exp(double x) {
+VMC_MATHFN double vmc_exp(double x) {
     double xc = x > 710.0 ? 710.0 : x;            /* nan stays nan */
     xc = xc < -746.0 ? -746.0 : xc;
     double t = VMC_FMA(xc, VMC_INV_LN2, VMC_SHIFT), kd = t - VMC_SHIFT;
@@ -144,7 +155,7 @@ static inline double vmc_exp(double x) {
     return (p * vmc__pow2i(k1)) * vmc__pow2i(kd - k1);
 }
 
-static inline float vmc_expf(float x) {
+VMC_MATHFN float vmc_expf(float x) {
     float xc = x > 89.0f ? 89.0f : x;
     xc = xc < -104.0f ? -104.0f : xc;
     float t = VMC_FMAF(xc, VMC_INV_LN2F, VMC_SHIFTF), kd = t - VMC_SHIFTF;
@@ -159,7 +170,7 @@ static inline float vmc_expf(float x) {
 /* expm1(x) = 2^k em1(r) + (2^k - 1): exact scaling plus one rounding, no
  * cancellation for k != 0 since then |result| >= 0.29. For k > 60 the -1 is
  * lost anyway and 2^k may overflow, so use exp's two-factor form. */
-static inline double vmc_expm1(double x) {
+VMC_MATHFN double vmc_expm1(double x) {
     double xc = x > 710.0 ? 710.0 : x;
     xc = xc < -60.0 ? -60.0 : xc;                 /* expm1(-60) rounds to -1 */
     double t = VMC_FMA(xc, VMC_INV_LN2, VMC_SHIFT), kd = t - VMC_SHIFT;
@@ -174,7 +185,7 @@ static inline double vmc_expm1(double x) {
     return __builtin_fabs(x) < 0x1p-54 ? x : res;  /* keeps -0 and subnormals */
 }
 
-static inline float vmc_expm1f(float x) {
+VMC_MATHFN float vmc_expm1f(float x) {
     float xc = x > 89.0f ? 89.0f : x;
     xc = xc < -20.0f ? -20.0f : xc;
     float t = VMC_FMAF(xc, VMC_INV_LN2F, VMC_SHIFTF), kd = t - VMC_SHIFTF;
@@ -194,7 +205,7 @@ static inline float vmc_expm1f(float x) {
 /* tanh|x| = e / (e + 2), e = expm1(2|x|) = 2^k em1(r) + (2^k - 1); for
  * |x| > 20 (float: 10) the result rounds to 1, so clamp there: then
  * 0 <= k <= 58 and 2^k is built straight from t's bits. */
-static inline double vmc_tanh(double x) {
+VMC_MATHFN double vmc_tanh(double x) {
     double ax = __builtin_fabs(x);
     double a2 = ax > 20.0 ? 40.0 : ax + ax;
     double t = VMC_FMA(a2, VMC_INV_LN2, VMC_SHIFT), kd = t - VMC_SHIFT;
@@ -204,7 +215,7 @@ static inline double vmc_tanh(double x) {
     return __builtin_copysign(e / (e + 2.0), x);
 }
 
-static inline float vmc_tanhf(float x) {
+VMC_MATHFN float vmc_tanhf(float x) {
     float ax = __builtin_fabsf(x);
     float a2 = ax > 10.0f ? 20.0f : ax + ax;
     float t = VMC_FMAF(a2, VMC_INV_LN2F, VMC_SHIFTF), kd = t - VMC_SHIFTF;
@@ -221,10 +232,10 @@ static inline float vmc_tanhf(float x) {
  * _fast forms share exp's validity (vmc_exp_big). */
 #define VMC__SIGMOID(T, E, x) do { T e_ = E; T s_ = (T)1 / ((T)1 + e_);            \
                                    return x >= 0 ? s_ : e_ * s_; } while (0)
-static inline double vmc_sigmoid(double x) { VMC__SIGMOID(double, vmc_exp(-__builtin_fabs(x)), x); }
-static inline float vmc_sigmoidf(float x) { VMC__SIGMOID(float, vmc_expf(-__builtin_fabsf(x)), x); }
-static inline double vmc_sigmoid_fast(double x) { VMC__SIGMOID(double, vmc_exp_fast(-__builtin_fabs(x)), x); }
-static inline float vmc_sigmoidf_fast(float x) { VMC__SIGMOID(float, vmc_expf_fast(-__builtin_fabsf(x)), x); }
+VMC_MATHFN double vmc_sigmoid(double x) { VMC__SIGMOID(double, vmc_exp(-__builtin_fabs(x)), x); }
+VMC_MATHFN float vmc_sigmoidf(float x) { VMC__SIGMOID(float, vmc_expf(-__builtin_fabsf(x)), x); }
+VMC_MATHFN double vmc_sigmoid_fast(double x) { VMC__SIGMOID(double, vmc_exp_fast(-__builtin_fabs(x)), x); }
+VMC_MATHFN float vmc_sigmoidf_fast(float x) { VMC__SIGMOID(float, vmc_expf_fast(-__builtin_fabsf(x)), x); }
 
 /* ---------------------------------------------------------- log, log1p */
 
@@ -256,7 +267,7 @@ static inline double vmc__log_core(double u, double kadj, double c) {
     return VMC_FMA(k, VMC_LN2_HI, 0.0) + (f - (hfsq - (t + VMC_FMA(k, VMC_LN2_LO, c))));
 }
 
-static inline double vmc_log(double x) {
+VMC_MATHFN double vmc_log(double x) {
     int sub = x < 0x1p-1022;
     double u = sub ? x * 0x1p54 : x;
     double r = vmc__log_core(u, sub ? -54.0 : 0.0, 0.0);
@@ -274,7 +285,7 @@ static inline double vmc__log1p_pos(double x) {
     return vmc__log_core(u, 0.0, err / u);
 }
 
-static inline double vmc_log1p(double x) {
+VMC_MATHFN double vmc_log1p(double x) {
     double r = vmc__log1p_pos(x);
     r = x == INFINITY ? x : r;
     r = x == -1.0 ? -INFINITY : r;
@@ -295,8 +306,8 @@ static inline double vmc__log_b(double x, double inv_ln_b, double log_b2_hi, dou
     r = x == 0.0 ? -INFINITY : r;
     return (x < 0.0 || x != x) ? NAN : r;
 }
-static inline double vmc_log2(double x) { return vmc__log_b(x, VMC_INV_LN2, 1.0, 0.0); }
-static inline double vmc_log10(double x) {
+VMC_MATHFN double vmc_log2(double x) { return vmc__log_b(x, VMC_INV_LN2, 1.0, 0.0); }
+VMC_MATHFN double vmc_log10(double x) {
     return vmc__log_b(x, 0x1.bcb7b1526e50ep-2, 0x1.3441350800000p-2, 0x1.f79fef311f12bp-34);
 }
 
@@ -304,11 +315,11 @@ static inline double vmc_log10(double x) {
 
 /* log1p(exp(x)) = max(x, 0) + log1p(exp(-|x|)): nothing overflows, and for
  * x << 0 the result is exp(x) to full relative precision. */
-static inline double vmc_softplus(double x) {
+VMC_MATHFN double vmc_softplus(double x) {
     double l = vmc__log1p_pos(vmc_exp(-__builtin_fabs(x)));
     return (x >= 0.0 ? x : 0.0) + l;
 }
-static inline double vmc_softplus_fast(double x) {
+VMC_MATHFN double vmc_softplus_fast(double x) {
     double l = vmc__log1p_pos(vmc_exp_fast(-__builtin_fabs(x)));
     return (x >= 0.0 ? x : 0.0) + l;
 }
@@ -339,18 +350,18 @@ static inline double vmc__sincos(double x, uint64_t qoff) {
 }
 static inline int vmc_trig_big(double x) { return __builtin_fabs(x) > VMC_TRIG_LIM; }
 static inline int vmc_trig_bigf(float x) { return __builtin_fabsf(x) > (float)VMC_TRIG_LIM; }
-static inline double vmc_sin_fast(double x) { return vmc__sincos(x, 0); }
-static inline double vmc_cos_fast(double x) { return vmc__sincos(x, 1); }
-static inline float vmc_sinf_fast(float x) { return (float)vmc__sincos(x, 0); }
-static inline float vmc_cosf_fast(float x) { return (float)vmc__sincos(x, 1); }
+VMC_MATHFN double vmc_sin_fast(double x) { return vmc__sincos(x, 0); }
+VMC_MATHFN double vmc_cos_fast(double x) { return vmc__sincos(x, 1); }
+VMC_MATHFN float vmc_sinf_fast(float x) { return (float)vmc__sincos(x, 0); }
+VMC_MATHFN float vmc_cosf_fast(float x) { return (float)vmc__sincos(x, 1); }
 
 /* Arguments beyond VMC_TRIG_LIM need Payne-Hanek reduction: libm does it. */
 __attribute__((noinline, cold)) static double vmc__sin_big(double x) { return sin(x); }
 __attribute__((noinline, cold)) static double vmc__cos_big(double x) { return cos(x); }
-static inline double vmc_sin(double x) { return vmc_trig_big(x) ? vmc__sin_big(x) : vmc_sin_fast(x); }
-static inline double vmc_cos(double x) { return vmc_trig_big(x) ? vmc__cos_big(x) : vmc_cos_fast(x); }
-static inline float vmc_sinf(float x) { return (float)vmc_sin(x); }
-static inline float vmc_cosf(float x) { return (float)vmc_cos(x); }
+VMC_MATHFN double vmc_sin(double x) { return vmc_trig_big(x) ? vmc__sin_big(x) : vmc_sin_fast(x); }
+VMC_MATHFN double vmc_cos(double x) { return vmc_trig_big(x) ? vmc__cos_big(x) : vmc_cos_fast(x); }
+VMC_MATHFN float vmc_sinf(float x) { return (float)vmc_sin(x); }
+VMC_MATHFN float vmc_cosf(float x) { return (float)vmc_cos(x); }
 
 /* ---------------------------------------------------------------- erf */
 
@@ -358,7 +369,7 @@ static inline float vmc_cosf(float x) { return (float)vmc_cos(x); }
  * pieces of u = 1/|x|. All four are degree-16 polynomials, so one Horner
  * loop runs with coefficients selected per lane (a blend each, no gather).
  * |x| is clamped to 6, where erf rounds to 1. */
-static inline double vmc_erf(double x) {
+VMC_MATHFN double vmc_erf(double x) {
     double ax = __builtin_fabs(x);
     ax = ax > 6.0 ? 6.0 : ax;
     int small = ax < 0.84375;
@@ -378,12 +389,12 @@ static inline double vmc_erf(double x) {
 }
 
 /* float32 via float64: rounding an (almost) correctly rounded double. */
-static inline float vmc_logf(float x) { return (float)vmc_log(x); }
-static inline float vmc_log1pf(float x) { return (float)vmc_log1p(x); }
-static inline float vmc_log2f(float x) { return (float)vmc_log2(x); }
-static inline float vmc_log10f(float x) { return (float)vmc_log10(x); }
-static inline float vmc_softplusf(float x) { return (float)vmc_softplus(x); }
-static inline float vmc_softplusf_fast(float x) { return (float)vmc_softplus_fast(x); }
-static inline float vmc_erff(float x) { return (float)vmc_erf(x); }
+VMC_MATHFN float vmc_logf(float x) { return (float)vmc_log(x); }
+VMC_MATHFN float vmc_log1pf(float x) { return (float)vmc_log1p(x); }
+VMC_MATHFN float vmc_log2f(float x) { return (float)vmc_log2(x); }
+VMC_MATHFN float vmc_log10f(float x) { return (float)vmc_log10(x); }
+VMC_MATHFN float vmc_softplusf(float x) { return (float)vmc_softplus(x); }
+VMC_MATHFN float vmc_softplusf_fast(float x) { return (float)vmc_softplus_fast(x); }
+VMC_MATHFN float vmc_erff(float x) { return (float)vmc_erf(x); }
 
 #endif /* VMC_MATH_H */

@@ -103,7 +103,7 @@ cdef class _Layout:
     cdef VM vm
     cdef object thunk, state
     cdef Py_ssize_t n_seqs, n_rec, n_nit, n_carry, n_in, n_out, n_taps, carry_base
-    cdef bint until
+    cdef bint until, reverse     # reverse: steps run from n - 1 down to 0
     cdef list seq_used, lags, sizes, traces, rings, carries
     cdef Py_ssize_t *taps        # (input position, output k, tap) per output tap
     cdef PyObject **argv         # the step's inputs (borrowed from the args list)
@@ -113,7 +113,7 @@ cdef class _Layout:
         self.vm, self.thunk, self.state = thunk.vm, thunk, state
         self.n_seqs, self.n_rec, self.n_nit = info.n_seqs, info.n_rec, info.n_nit
         self.n_carry, self.n_in, self.n_out = info.n_carry, n_in, self.vm.n_outputs
-        self.until = info.until
+        self.until, self.reverse = info.until, info.reverse
         self.seq_used, self.lags = list(thunk.seq_used), list(thunk.lags)
         self.sizes, self.traces = state.sizes, state.traces
         self.rings, self.carries = state.rings, state.carries
@@ -202,12 +202,13 @@ def run_loop(thunk, state, list seqs, list args, Py_ssize_t n):
     """Run up to ``n`` steps; return the number run (fewer after ``until``)."""
     cdef _Layout L = _Layout(thunk, state, len(args))
     cdef VM vm = L.vm
-    cdef Py_ssize_t i
+    cdef Py_ssize_t s, i
     if vm.running:
         raise RuntimeError(f"{thunk.op}: the loop body's VM is already running")
     vm.running = True
     try:
-        for i in range(n):
+        for s in range(n):
+            i = n - 1 - s if L.reverse else s      # step i reads and writes entry i
             _set_inputs(L, seqs, args, i)
             vm.failed_pc = -1
             vm._load_args(L.argv, False)        # cannot fail without checks
@@ -222,5 +223,5 @@ def run_loop(thunk, state, list seqs, list args, Py_ssize_t n):
     finally:
         vm._clear_regs()
         vm.running = False
-        for i in range(len(args)):
-            args[i] = None
+        for s in range(len(args)):
+            args[s] = None

@@ -1,10 +1,12 @@
 """The gradient of a Scan: back-propagation through time, as a second Scan.
 
 The backward loop runs over the forward steps in reverse, from ``n - 1`` down
-to ``t0`` (``t0 = max(0, n - truncate_gradient)``, else 0). At forward step
-``t`` it needs the step's inputs and outputs, which it reads from the forward
-traces (passed as reversed sequences), never by re-running the forward step:
-only the pullbacks of the inner graph run. Its state:
+to ``t0`` (``t0 = max(0, n - truncate_gradient)``, else 0): it is a reverse
+Scan (``ScanInfo.reverse``; the gradient of a reverse Scan runs forward). At
+forward step ``t`` it needs the step's inputs and outputs, which it reads
+from the forward traces (passed as sequences, entry ``t - t0``), never by
+re-running the forward step: only the pullbacks of the inner graph run. Its
+state:
 
 - ``P[k][j]``, for each recurrent output ``k`` of lag ``L`` and ``j < L``: the
   gradient accumulated so far for ``y_k`` at step ``t - j`` from later steps'
@@ -25,8 +27,9 @@ from __future__ import annotations
 from vmc.graph.basic import Constant, Variable
 from vmc.graph.grad import NullGradient, grad
 from vmc.graph.traversal import ancestors, clone_get_equiv
+from vmc.tensor.shape import alloc_like
 
-from .utils import is_float_tensor, is_zero_grad, placeholder
+from .utils import broadcast_row, is_float_tensor, is_zero_grad, placeholder, tail_grad
 
 
 def scan_pullback(op, inputs, outputs, output_grads):
@@ -54,6 +57,7 @@ class _Context:
         self.rec_tr, self.nit_tr, self.finals = op.split_outer_outputs(outputs)
         g = [None if is_zero_grad(x) else x for x in output_grads]
         self.g_rec, self.g_nit, self.g_fin = op.split_outer_outputs(g)
+        self.g_head = list(self.g_rec)   # what reaches the initial values from outside
         self.i_seqs, self.i_taps, self.i_carries, self.i_nonseqs = op.split_inner_inputs()
         self.o_recs, self.o_nits, self.o_carries, _ = op.split_inner_outputs()
         self.lags = self.info.lags
@@ -77,16 +81,29 @@ class _Context:
         return self.n_steps_in
 
     def window(self, x, offset):
-        """``x[offset + t0 : offset + n]`` reversed: the backward loop's view."""
+        """``x[offset + t0 : offset + n]``: what the backward loop reads, entry
+        ``t - t0`` at forward step ``t`` (it runs the steps in the opposite
+        order, by ``reverse``, so no reversed view is needed)."""
         start = offset + self.t0
         if isinstance(start, int) and start == 0:
             start = None
-        return x[start: offset + self.n][::-1]
+        return x[start: offset + self.n]
 
     def seq_in(self, fwd_var, outer, offset, name):
         """A backward placeholder for ``fwd_var``, fed by ``outer`` from ``offset``."""
         p = placeholder(fwd_var.type, name)
         self.bwd_seqs.append((p, self.window(outer, offset)))
+        return p
+
+    def row_in(self, row, name):
+        """A backward placeholder for the outer value ``row`` (None for None),
+        read by every step as a non-sequence. (A placeholder, so that the
+        clone of the step's graph stops there instead of copying the outer
+        graph that ``row`` depends on, the forward loop included.)"""
+        if row is None:
+            return None
+        p = placeholder(row.type, name)
+        self.replace[p] = row
         return p
 
     # -- the backward step ---------------------------------------------------------
@@ -143,13 +160,22 @@ class _Context:
             Pk = [placeholder(st, f"P{k}_{j}") for j in range(self.lags[k])]
             P.append(Pk)
             cot = Pk[0]
-            if self.g_rec[k] is not None:
-                G = self.seq_in(self.i_taps[k][0], self.g_rec[k], self.lags[k], f"g_out{k}")
+            g, offset = self.g_rec[k], self.lags[k]
+            if g is not None:
+                tail = tail_grad(g, offset)
+                if tail is not None:        # nothing reaches the initial values
+                    g, offset, self.g_head[k] = tail, 0, None
+                # P has the step's shape: a broadcast row adds to it as is
+                G = self.row_in(broadcast_row(g), f"g_out{k}")
+                if G is None:
+                    G = self.seq_in(self.i_taps[k][0], g, offset, f"g_out{k}")
                 cot = cot + G
             add(o, cot)
         for l, o in enumerate(self.o_nits):
             if self.g_nit[l] is not None and is_float_tensor(o):
-                add(o, self.seq_in(o, self.g_nit[l], 0, f"g_nit{l}"))
+                row = self.row_in(broadcast_row(self.g_nit[l]), f"g_nit{l}")
+                add(o, alloc_like(row, o) if row is not None
+                    else self.seq_in(o, self.g_nit[l], 0, f"g_nit{l}"))
         for m, o in enumerate(self.o_carries):
             if not is_float_tensor(o):
                 Q.append(None)
@@ -234,7 +260,8 @@ class _Context:
         seqs = [(p, o) for p, o in self.bwd_seqs if p in used]
         _, nit_tr, finals = build_scan(
             seqs, [], nits, carries, self.n - self.t0, None,
-            name=f"grad_of_{self.op.name}", mode=self.info.mode)
+            name=f"grad_of_{self.op.name}", mode=self.info.mode,
+            reverse=not self.info.reverse)
         return self._input_grads(P, Q, accs, nit_idx, nit_tr, finals)
 
     def _input_grads(self, P, Q, accs, nit_idx, nit_tr, finals):
@@ -256,9 +283,9 @@ class _Context:
             block = masked(block)
             if init.type.shape[0] != lag:
                 block = vt.set_subtensor(vt.zeros_like(init)[:lag], block)
-            if self.g_rec[k] is not None:
-                block = block + self.g_rec[k][:lag] if init.type.shape[0] == lag else \
-                    vt.inc_subtensor(block[:lag], self.g_rec[k][:lag])
+            if self.g_head[k] is not None:
+                block = block + self.g_head[k][:lag] if init.type.shape[0] == lag else \
+                    vt.inc_subtensor(block[:lag], self.g_head[k][:lag])
             out[ri + k] = block
         for m, q in enumerate(Q):
             if q is not None:
@@ -273,7 +300,7 @@ class _Context:
         whole = self.info.infer_steps and not self.info.until and start is None
         for j, tr in zip(nit_idx, nit_tr):
             zeros = vt.zeros_like(self.seqs[j])
-            full = tr[::-1] if whole else vt.set_subtensor(zeros[start:self.n], tr[::-1])
+            full = tr if whole else vt.set_subtensor(zeros[start:self.n], tr)
             # Lazy: after zero steps the trace's row shape is unknown (0, ...).
             out[si + j] = ifelse(ran, full, zeros)
         return out

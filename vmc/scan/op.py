@@ -26,6 +26,14 @@ Layout (each list in this order; the names are used throughout vmc/scan)::
   reads that does not depend on a step input (so invariant work is hoisted).
 - **cond** (with ``until``): the loop stops after the first step where it is true.
 
+With ``info.reverse`` the steps run from ``t = n_steps - 1`` down to 0: step
+``t`` still reads ``seq[t]`` and writes entry ``t`` of each trace, so traces
+come out in index order. Back-propagation through time is such a loop; it
+then reads the forward traces and writes the sequences' gradients without
+reversed views, which would cost a copy wherever a matrix product takes a
+whole trace (the push-outs). A reverse loop has no recurrent outputs (its
+state is carries), no ``until``, and keeps whole traces.
+
 ``n_steps`` is an int64 scalar; ``info.infer_steps`` means it was not given
 and the sequences' lengths (which must agree) decide it.
 """
@@ -54,6 +62,13 @@ class ScanInfo:
     truncate_gradient: int = -1
     name: str = None
     mode: object = None
+    reverse: bool = False      # steps run from the last to the first (see module doc)
+
+    def __post_init__(self):
+        if self.reverse and (self.rec_taps or self.until or any(self.keep)
+                             or self.truncate_gradient > 0):
+            raise ValueError("Scan: a reverse loop has no recurrent outputs, no until, "
+                             "no truncated gradient, and keeps whole traces")
 
     @property
     def n_rec(self):
@@ -205,7 +220,7 @@ def _check_compatible(op, what, outer, expected):
 # -- the builder ------------------------------------------------------------------------
 def build_scan(seqs, recs, nits, carries, n_steps, cond=None, *, truncate_gradient=-1,
                name=None, mode=None, labels=None, strict_nonseqs=None, record=True,
-               keep=None, push=True):
+               keep=None, push=True, reverse=False):
     """Make a Scan node; return its outputs ``(rec traces, nit traces, carry finals)``.
 
     ``seqs``: ``[(inner slice, outer sequence)]``; ``recs``: ``[(taps, outer
@@ -223,6 +238,7 @@ def build_scan(seqs, recs, nits, carries, n_steps, cond=None, *, truncate_gradie
     outputs; the rewrites drop them when nothing reads them. ``keep``: per
     trace, how many last entries to keep (0: all; see ``ScanInfo``). With
     ``push``, matrix products move out of the body (``vmc.scan.pushout``).
+    With ``reverse``, the steps run from the last to the first (module doc).
     """
     post = None
     if push and keep is None:
@@ -234,12 +250,12 @@ def build_scan(seqs, recs, nits, carries, n_steps, cond=None, *, truncate_gradie
     if strict_nonseqs is not None:
         strict_nonseqs = list(strict_nonseqs) + [o for _, o in seqs]
     outs = _build(seqs, recs, nits, carries, n_steps, cond, truncate_gradient, name, mode,
-                  labels, strict_nonseqs, record, keep)
+                  labels, strict_nonseqs, record, keep, reverse)
     return post(*outs) if post is not None else outs
 
 
 def _build(seqs, recs, nits, carries, n_steps, cond, truncate_gradient, name, mode, labels,
-           strict_nonseqs, record, keep):
+           strict_nonseqs, record, keep, reverse):
     from vmc.tensor.basic import constant
     placeholders = ([s for s, _ in seqs] + [v for taps, _, _ in recs for _, v in taps]
                     + [c for c, _, _ in carries])
@@ -263,7 +279,7 @@ def _build(seqs, recs, nits, carries, n_steps, cond, truncate_gradient, name, mo
         n_nonseq=len(boundary), until=cond is not None,
         keep=tuple(keep) if keep is not None else (0,) * (len(recs) + len(nits) + len(hidden)),
         infer_steps=n_steps is None, truncate_gradient=int(truncate_gradient),
-        name=name, mode=mode)
+        name=name, mode=mode, reverse=bool(reverse))
     labels = dict(labels or {})
     labels["outs"] = list(labels.get("outs", [f"output {k}" for k in
                                               range(len(recs) + len(nits))]))

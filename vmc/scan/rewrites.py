@@ -4,14 +4,15 @@ them with ``Mode().excluding("scan")``).
 
 - ``scan_save_mem``: a trace read only through ``trace[-k]`` (directly, or
   through ``trace[lag:][-k]`` as ``vmc.scan`` returns it) keeps only its last
-  ``k`` entries: memory no longer grows with the number of steps.
+  ``k`` entries: memory no longer grows with the number of steps (not for a
+  reverse loop, which writes those entries first).
 - ``scan_remove_unused``: outputs nothing reads are not computed (hidden
   records the gradient did not use, a second output of ``fn`` that is
   ignored, ...), and then the non-sequences and sequences nobody reads are
   not passed.
 - ``scan_merge``: two loops over the same number of steps (the same
-  ``n_steps`` variable, or the same sequence when the length is inferred),
-  neither reading the other, become one loop.
+  ``n_steps`` variable, or the same sequence when the length is inferred)
+  and in the same direction, neither reading the other, become one loop.
 
 Hoisting loop-invariant work happens when the loop is built (see
 ``vmc.scan.op.build_scan``); in-place work inside the body is the body's own
@@ -87,6 +88,8 @@ def _needed_tail(fgraph, var):
 def scan_save_mem(fgraph, node):
     op = node.op
     info = op.info
+    if info.reverse:        # a reverse loop writes its last entries first
+        return None
     rec_tr, nit_tr, _ = op.split_outer_outputs(node.outputs)
     keep = list(info.keep)
     readers = {}
@@ -170,7 +173,7 @@ def scan_remove_unused(fgraph, node):
         n_nit=sum(keep_nit), n_hidden=n_hidden_kept, n_carry=sum(keep_car),
         n_nonseq=sum(keep_ns), until=info.until, keep=tuple(pick(info.keep, traces_keep)),
         infer_steps=info.infer_steps, truncate_gradient=info.truncate_gradient,
-        name=info.name, mode=info.mode)
+        name=info.name, mode=info.mode, reverse=info.reverse)
     inner_in = (pick(i_seqs, keep_seq) + [v for t in pick(i_taps, keep_rec) for v in t]
                 + pick(i_carries, keep_car) + pick(i_nonseqs, keep_ns))
     inner_out = (pick(o_recs, keep_rec) + pick(o_nits, keep_nit) + pick(o_carries, keep_car)
@@ -196,8 +199,8 @@ def _merge_key(node):
         return None
     n_steps, seqs, _, _, _ = op.split_outer_inputs(node.inputs)
     if info.infer_steps:
-        return ("infer", frozenset(seqs)) if seqs else None
-    return ("n", n_steps)
+        return ("infer", frozenset(seqs), info.reverse) if seqs else None
+    return ("n", n_steps, info.reverse)
 
 
 @node_rewriter(_SETS, Scan, tags=("scan",))
@@ -207,7 +210,7 @@ def scan_merge(fgraph, node):
         return None
     for other in _candidates(fgraph, node):
         okey = _merge_key(other)
-        if okey is None or okey[0] != key[0]:
+        if okey is None or (okey[0], okey[2]) != (key[0], key[2]):
             continue
         if key[0] == "n" and okey[1] is not key[1]:
             continue
@@ -280,7 +283,7 @@ def _merged(a, b):
                                truncate_gradient=ia.truncate_gradient,
                                name=f"{a.op.name}+{b.op.name}", mode=ia.mode, labels=labels,
                                record=False, keep=ia.keep[:ia.n_rec] + ib.keep[:ib.n_rec]
-                               + ia.keep[ia.n_rec:] + ib.keep[ib.n_rec:])
+                               + ia.keep[ia.n_rec:] + ib.keep[ib.n_rec:], reverse=ia.reverse)
     ra_tr, na_tr, fa = a.op.split_outer_outputs(a.outputs)
     rb_tr, nb_tr, fb = b.op.split_outer_outputs(b.outputs)
     olds = ra_tr + rb_tr + na_tr + nb_tr + fa + fb

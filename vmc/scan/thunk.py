@@ -181,7 +181,8 @@ class ScanThunk:
                 p += 1
         carry_base = p
         rings, lags = st.rings, self.lags
-        for i in range(n):
+        for s in range(n):
+            i = n - 1 - s if info.reverse else s       # step i reads and writes entry i
             for j in seq_pos:
                 args[j] = seqs[j][i, ...]
             for p, k, tap in tap_pos:

@@ -124,3 +124,53 @@ def as_variable(x, what):
     except Exception as exc:
         raise TypeError(f"scan: {what} must be a variable or an array, got "
                         f"{type(x).__name__}: {exc}") from None
+
+
+def _strip_specify(g):
+    from vmc.tensor.shape import SpecifyShape
+    while g.owner is not None and isinstance(g.owner.op, SpecifyShape):
+        g = g.owner.inputs[0]
+    return g
+
+
+def tail_grad(g, lag):
+    """``h`` when ``g = inc_subtensor(zeros_like(x)[lag:], h)``: a gradient
+    that reached only ``x[lag:]``, which is what grad makes of the
+    ``trace[lag:]`` that ``vmc.scan`` returns for a fed-back output. Reading
+    ``h`` spares allocating, zeroing and filling a copy of the whole trace."""
+    from vmc.tensor.subtensor import IncSubtensor
+    g = _strip_specify(g)
+    node = g.owner
+    if node is None or not isinstance(node.op, IncSubtensor) or len(node.inputs) != 3:
+        return None
+    x, h, start = node.inputs
+    if node.op.template != (("slice", True, False, False),) or not is_zero_grad(x):
+        return None
+    if not isinstance(start, Constant) or start.data.ndim != 0 or int(start.data) != lag:
+        return None
+    # h must fill x[lag:] by itself, not broadcast along the first dim
+    if h.type.ndim != x.type.ndim or h.type.shape[0] == 1:
+        return None
+    return h
+
+
+def broadcast_row(g):
+    """``r`` (broadcastable to one entry ``g[t]``) when every entry of ``g``
+    along its first dim is the same: ``g`` is an Alloc whose value does not
+    vary along that dim (the gradient of a sum or a mean). A loop can then
+    read ``r`` once as a non-sequence instead of a whole sequence of copies."""
+    from vmc.tensor.elemwise import DimShuffle
+    from vmc.tensor.shape import Alloc
+    g = _strip_specify(g)
+    node = g.owner
+    if node is None or not isinstance(node.op, Alloc) or not is_float_tensor(g):
+        return None
+    value = node.inputs[0]
+    nd, vd = len(node.inputs) - 1, value.type.ndim
+    if vd == nd:
+        if value.type.shape[0] != 1:
+            return None
+        return DimShuffle(nd, tuple(range(1, nd)))(value)      # drop the dim of length 1
+    if vd < nd - 1:                                             # as many dims as a row
+        value = DimShuffle(vd, ("x",) * (nd - 1 - vd) + tuple(range(vd)))(value)
+    return value

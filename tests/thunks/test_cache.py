@@ -212,3 +212,24 @@ def test_empty_cache_compiles_only_the_kernels(tmpcache):
     np.testing.assert_allclose(f(v), np.tanh(v) * 3 - v)
     log = (tmpcache / cache.BUILD_LOG).read_text().splitlines()
     assert len(log) == 1 and "elemwise" in log[0], log
+
+
+def test_alias_names_a_source_without_generating_it(tmpcache):
+    # cached_library generates a source only when no earlier build recorded
+    # which entry its alias stands for
+    import ctypes
+    calls = []
+
+    def gen(token):
+        def make():
+            calls.append(token)
+            return (f'__attribute__((visibility("default"))) int vmc_token(void) '
+                    f'{{ return {token}; }}\n')
+        return make
+    alias = f"test alias {uuid.uuid4()}"
+    assert cache.cached_library(alias, gen(5), "alias", ctypes.CDLL).vmc_token() == 5
+    cache._memo.clear()                 # as a fresh process starts
+    again = cache.cached_library(alias, gen(6), "alias", ctypes.CDLL)
+    assert again.vmc_token() == 5 and calls == [5] and builds(tmpcache, "alias") == 1
+    other = cache.cached_library(alias + " changed", gen(6), "alias", ctypes.CDLL)
+    assert other.vmc_token() == 6 and calls == [5, 6]

@@ -18,7 +18,7 @@ import numpy as np
 from vmc.config import config
 from vmc.graph.basic import Constant, SharedVariable, Variable, fixed_trace, user_line
 from vmc.graph.fgraph import FunctionGraph
-from vmc.graph.traversal import ancestors, clone_replace, gc_paused, graph_inputs
+from vmc.graph.traversal import ancestors, clone_replace, gc_paused
 
 from . import schedule as sch
 from .io import In, Out, collect_updates, normalize_inputs, normalize_outputs
@@ -246,7 +246,8 @@ def _check_inputs(inputs, roots, on_unused):
         if v in seen:
             raise ValueError(f"function: input {v!r} is given twice")
         seen.add(v)
-    needed = set(ancestors(roots, blockers=inputs))
+    reached = ancestors(roots, blockers=inputs)      # one walk for both checks
+    needed = set(reached)
     for k, v in enumerate(inputs):
         if v not in needed and on_unused != "ignore":
             msg = (f"function: input {k} ({v!r}) is not used to compute the outputs; "
@@ -254,7 +255,7 @@ def _check_inputs(inputs, roots, on_unused):
             if on_unused == "raise":
                 raise ValueError(msg)
             warnings.warn(msg, stacklevel=4)
-    missing = [v for v in graph_inputs(roots, blockers=inputs)
+    missing = [v for v in reached
                if v.owner is None and v not in seen
                and not isinstance(v, (Constant, SharedVariable))]
     if missing:

@@ -48,17 +48,28 @@ class Registry:
     def __init__(self):
         self.by_name = {}
         self.sets = {}            # set name -> list of Rewrite
+        # (set names, include, exclude) -> Selection: each compile asks for the
+        # same few, and a Selection keeps its per-op-class lookups warm.
+        self._selected = {}
 
     def add(self, rw):
         if rw.name in self.by_name:
             raise ValueError(f"a rewrite named {rw.name!r} is already registered")
         self.by_name[rw.name] = rw
+        self._selected.clear()
         for s in rw.sets:
             self.sets.setdefault(s, []).append(rw)
         return rw
 
     def select(self, set_names, include=(), exclude=()):
         """The rewrites of ``set_names`` enabled under include/exclude names or tags."""
+        key = (tuple(set_names), frozenset(include), frozenset(exclude))
+        found = self._selected.get(key)
+        if found is None:
+            found = self._selected[key] = self._select(set_names, include, exclude)
+        return found
+
+    def _select(self, set_names, include, exclude):
         include, exclude = set(include), set(exclude)
         out = []
         for s in set_names:

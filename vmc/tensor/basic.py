@@ -1,6 +1,7 @@
 """Turning values into graph variables, and the typed constructors."""
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -55,31 +56,45 @@ def _default_dtype(x):
     return str(a.dtype)
 
 
-def weak_operand(x, other_dtypes):
+def weak_operand(x, other_dtypes, ndim=0):
     """The constant for a Python number in an expression with tensors of
     ``other_dtypes``: it takes their dtype when the value fits (``x + 1`` on a
-    float32 ``x`` stays float32), as NumPy treats Python scalars."""
+    float32 ``x`` stays float32), as NumPy treats Python scalars. With
+    ``ndim``, the constant has that many broadcastable dims (the rank of the
+    expression: no DimShuffle node to fold away later)."""
     if isinstance(x, Variable) or not isinstance(x, (numbers.Number, np.generic)) \
             or isinstance(x, np.generic):
         return as_tensor_variable(x)
-    kinds = [np.dtype(d).kind for d in other_dtypes]
     if isinstance(x, bool):
         dtype = "bool"
     elif isinstance(x, numbers.Integral):
-        ints = [d for d, k in zip(other_dtypes, kinds) if k in "iu"]
-        floats = [d for d, k in zip(other_dtypes, kinds) if k in "fc"]
+        floats, ints, lo, hi = _weak_rule(tuple(other_dtypes))
         if floats:
-            dtype = np.result_type(*floats).name
-        elif ints and all(np.iinfo(d).min <= x <= np.iinfo(d).max for d in ints):
-            dtype = np.result_type(*ints).name
+            dtype = floats
+        elif ints and lo <= x <= hi:
+            dtype = ints
         else:
             dtype = "int64"
     elif isinstance(x, float):
-        floats = [d for d, k in zip(other_dtypes, kinds) if k in "fc"]
-        dtype = np.result_type(*floats).name if floats else config.floatX
+        dtype = _weak_rule(tuple(other_dtypes))[0] or config.floatX
     else:
         dtype = None
-    return constant(x, dtype=dtype)
+    return constant(x, dtype=dtype, ndim=ndim or None)
+
+
+@functools.lru_cache(maxsize=None)
+def _weak_rule(other_dtypes):
+    """(float dtype, int dtype, low, high) that a Python number takes among
+    tensors of ``other_dtypes``: numpy's promotion of their float (and
+    complex) dtypes, of their int dtypes and the range every int dtype holds.
+    Cached: the promotion and dtype names cost microseconds per operand."""
+    kinds = [np.dtype(d).kind for d in other_dtypes]
+    floats = [d for d, k in zip(other_dtypes, kinds) if k in "fc"]
+    ints = [d for d, k in zip(other_dtypes, kinds) if k in "iu"]
+    lo = max((int(np.iinfo(d).min) for d in ints), default=0)
+    hi = min((int(np.iinfo(d).max) for d in ints), default=0)
+    return (np.result_type(*floats).name if floats else None,
+            np.result_type(*ints).name if ints else None, lo, hi)
 
 
 # -- constructors --------------------------------------------------------------

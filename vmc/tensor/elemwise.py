@@ -101,17 +101,22 @@ class Elemwise(Op):
     def make_node(self, *inputs):
         if len(inputs) != self.scalar_op.nin:
             raise TypeError(f"{self} takes {self.scalar_op.nin} inputs, got {len(inputs)}")
-        tensors = [i for i in inputs if isinstance(i, Variable)]
-        dtypes = [as_tensor_variable(t).type.dtype for t in tensors]
-        inputs = [weak_operand(i, dtypes) if not isinstance(i, Variable) else
+        tensors = [as_tensor_variable(i) for i in inputs if isinstance(i, Variable)]
+        dtypes = [t.type.dtype for t in tensors]
+        # Python numbers become constants of the expression's rank directly.
+        rank = max((t.type.ndim for t in tensors), default=0)
+        inputs = [weak_operand(i, dtypes, rank) if not isinstance(i, Variable) else
                   as_tensor_variable(i) for i in inputs]
-        ndim = max(i.type.ndim for i in inputs)
         given = [i.type for i in inputs]
-        inputs = [i if i.type.ndim == ndim else
-                  DimShuffle(i.type.ndim, ("x",) * (ndim - i.type.ndim)
-                             + tuple(range(i.type.ndim)))(i) for i in inputs]
-        shape = _broadcast_shape([i.type for i in inputs], str(self), given)
-        dtype = self.scalar_op.output_dtype([i.type.dtype for i in inputs])
+        ndim = max(t.ndim for t in given)
+        if all(t is given[0] for t in given):     # types are interned: one shape
+            shape = given[0].shape
+        else:
+            inputs = [i if i.type.ndim == ndim else
+                      DimShuffle(i.type.ndim, ("x",) * (ndim - i.type.ndim)
+                                 + tuple(range(i.type.ndim)))(i) for i in inputs]
+            shape = _broadcast_shape([i.type for i in inputs], str(self), given)
+        dtype = self.scalar_op.output_dtype([t.dtype for t in given])
         return Apply(self, inputs, [TensorType(dtype, shape).make_variable()])
 
     def infer_shape(self, node, shapes):

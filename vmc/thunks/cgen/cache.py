@@ -5,7 +5,8 @@
 system C compiler and loads it with importlib's ExtensionFileLoader.
 ``compile_library(sources, name_hint, load)`` compiles ``sources`` as they are
 (generated kernels: no Python.h, whose parsing would be most of a small
-kernel's compile time) and returns ``load(path)``.
+kernel's compile time) and returns ``load(path)``; ``cached_library`` does the
+same for a source named by an alias, generating it only on a miss.
 
 The source declares what the module exports::
 
@@ -241,12 +242,54 @@ def compile_library(sources: str, name_hint: str, load):
                      lambda name: sources)
 
 
+def cached_library(alias: str, make_source, name_hint: str, load):
+    """``compile_library(make_source(), name_hint, load)``, without calling
+    ``make_source`` when an earlier process recorded which entry ``alias``
+    stands for: generating a large module's C costs more than loading it.
+
+    ``alias`` must determine the source: the caller hashes its inputs and its
+    generator's code. It is keyed like a source (compiler, flags, headers,
+    ABI), and the record is written only after the entry built and loaded;
+    an entry that is gone or fails to load is generated and built again.
+    """
+    cc = compiler()
+    if cc is None:
+        raise CompileError("no C compiler found (set CC)")
+    flags = compile_flags()
+    record = compiledir() / f"{PREFIX}alias_{_key('alias', alias, cc, flags)[:40]}"
+    try:
+        key = record.read_text()
+    except OSError:
+        key = ""
+    if re.fullmatch(r"[0-9a-f]{64}", key):
+        mod = _compiled_by_key("library", key, name_hint, ".so",
+                               lambda name, so: load(str(so)), None, cc, flags)
+        if mod is not None:
+            return mod
+    sources = make_source()
+    key = _key("library", sources, cc, flags)
+    mod = _compiled_by_key("library", key, name_hint, ".so", lambda name, so: load(str(so)),
+                           lambda name: sources, cc, flags)
+    tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(OSError):
+        tmp.write_text(key)
+        os.replace(tmp, record)
+    return mod
+
+
 def _compiled(kind, sources, name_hint, suffix, load, full_source):
     cc = compiler()
     if cc is None:
         raise CompileError("no C compiler found (set CC)")
     flags = compile_flags()
     key = _key(kind, sources, cc, flags)
+    return _compiled_by_key(kind, key, name_hint, suffix, load, full_source, cc, flags)
+
+
+def _compiled_by_key(kind, key, name_hint, suffix, load, full_source, cc, flags):
+    """The module of cache entry ``key``: memoized, loaded, or built from
+    ``full_source(name)``; with ``full_source`` None, None when the entry is
+    not there to load."""
     mod = _memo.get(key)
     if mod is not None:
         return mod
@@ -254,6 +297,8 @@ def _compiled(kind, sources, name_hint, suffix, load, full_source):
         mod = _memo.get(key)
         if mod is None:
             mod = _load_or_build(key, cc, flags, name_hint, suffix, load, full_source)
+            if mod is None:
+                return None
             _memo[key] = mod
     return mod
 
@@ -265,7 +310,7 @@ def _load_or_build(key, cc, flags, name_hint, suffix, load, full_source):
     d.mkdir(parents=True, exist_ok=True)
     so = d / (name + suffix)
     mod = _try_load(load, name, so)
-    if mod is not None:
+    if mod is not None or full_source is None:
         return mod
     with _flock(d / (name + ".lock")):
         mod = _try_load(load, name, so)   # another process may have built it meanwhile

@@ -16,6 +16,7 @@ a strided one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import numpy as np
 from vmc.compile.program import CThunk
 
 from . import scalar_c
-from .cache import compile_library
+from .cache import cached_library
 from .headers import headers_digest
 
 REUSE_MAX_BYTES = 256 * 1024   # outputs up to this size are kept in ctx for reuse
@@ -331,12 +332,18 @@ def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) ->
     return src
 
 
-def module_source(specs, reuse_max: int = REUSE_MAX_BYTES) -> tuple[str, list]:
-    """C of a kernel library holding one kernel per distinct spec (plain C: see
-    vmc_elemwise.h); and each spec's index in its ``vmc_kernels`` table."""
+def _distinct(specs):
+    """{spec: its index in the kernel table}, and each spec's index."""
     distinct, index = {}, []
     for s in specs:
         index.append(distinct.setdefault(s, len(distinct)))
+    return distinct, index
+
+
+def module_source(specs, reuse_max: int = REUSE_MAX_BYTES) -> tuple[str, list]:
+    """C of a kernel library holding one kernel per distinct spec (plain C: see
+    vmc_elemwise.h); and each spec's index in its ``vmc_kernels`` table."""
+    distinct, index = _distinct(specs)
     parts = [kernel_source(f"k{i}", s, reuse_max) for s, i in distinct.items()]
     descs = "".join(f"&k{i}_desc, " for i in distinct.values())
     parts.append(f"VMC_KERNEL_TABLE = {{{descs}NULL}};\n")
@@ -357,14 +364,30 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
     specs = list(specs)
     if not specs:
         return []
-    src, index = module_source(specs, reuse_max_bytes)
+    distinct, index = _distinct(specs)
     rt = runtime()
-    table = compile_library(src, re.sub(r"\W", "_", name_hint), rt.load)
+    alias = f"{_generator_digest()}\0{int(reuse_max_bytes)}\0{list(distinct)!r}"
+    table = cached_library(alias, lambda: module_source(list(distinct), reuse_max_bytes)[0],
+                           re.sub(r"\W", "_", name_hint), rt.load)
     thunks = []
     for i in index:
         fn, ctx = rt.thunk(table, i)
         thunks.append(CThunk(fn=fn, ctx=ctx, keepalive=(table, rt)))
     return thunks
+
+
+_digest: list = []
+
+
+def _generator_digest() -> str:
+    """A hash of the code that turns specs into C (this module and the scalar
+    table): with the specs, it names a module's source without generating it."""
+    if not _digest:
+        h = hashlib.sha256()
+        for mod in (__file__, scalar_c.__file__):
+            h.update(Path(mod).read_bytes() + b"\0")
+        _digest.append(h.hexdigest())
+    return _digest[0]
 
 
 def runtime():

@@ -420,12 +420,15 @@ def test_outlined_math_gives_the_same_bits_as_inlined(dtype, monkeypatch):
                -104.0, 3e5, 1e22]
     x = np.concatenate([np.array(special), np.random.default_rng(5).standard_normal(5000) * 8,
                         np.geomspace(1e-8, 1e8, 3000)]).astype(dtype)
-    got = {}
+    got, tables = {}, []
     for limit in (10 ** 9, 1):
         monkeypatch.setattr(elemwise, "OUTLINE_MIN_CALLS", limit)
         src, _ = elemwise.module_source([spec])
         assert src.startswith("#define VMC_OUTLINE_MATH") == (limit == 1)
         with np.errstate(all="ignore"):
-            got[limit] = run(build_kernels([spec])[0], x, n_out=len(ops))
+            thunk = build_kernels([spec])[0]
+            got[limit] = run(thunk, x, n_out=len(ops))
+        tables.append(thunk.keepalive[0])
+    assert tables[0] is not tables[1]          # two libraries, not one found twice
     for op, a, b in zip(ops, got[10 ** 9], got[1]):
         np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"), err_msg=op)

@@ -366,7 +366,9 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
         return []
     distinct, index = _distinct(specs)
     rt = runtime()
-    alias = f"{_generator_digest()}\0{int(reuse_max_bytes)}\0{list(distinct)!r}"
+    # everything module_source reads besides the code: the specs and the two settings
+    alias = (f"{_generator_digest()}\0{int(reuse_max_bytes)}\0{OUTLINE_MIN_CALLS}\0"
+             f"{list(distinct)!r}")
     table = cached_library(alias, lambda: module_source(list(distinct), reuse_max_bytes)[0],
                            re.sub(r"\W", "_", name_hint), rt.load)
     thunks = []

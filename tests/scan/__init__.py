@@ -1,0 +1,1 @@
+"""Tests of vmc.scan (a package, so its oracles import relatively)."""

@@ -127,3 +127,36 @@ def test_streamed_in_place_update_into_a_misaligned_buffer():
     got = w.get_value(borrow=True)
     assert got.ctypes.data == raw.ctypes.data + 4          # written in place
     np.testing.assert_array_equal(got, expect)
+
+
+# ------------------------------------------ the other users: BLAS outputs, scan traces
+
+def test_blas_outputs_come_from_the_cache(fresh):
+    a, b = vt.matrix("a"), vt.matrix("b")
+    f = vmc.function([a, b], vt.dot(a, b))
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((600, 50)), rng.standard_normal((50, 600))   # 2.9 MB out
+    hits = cgen.block_cache_info()["hits"]
+    for _ in range(3):
+        np.testing.assert_allclose(f(x, y), x @ y, rtol=1e-12)
+    assert cgen.block_cache_info()["hits"] >= hits + 2
+    held = f(x, y)
+    again = f(2 * x, y)                      # `held` is alive: not reused
+    np.testing.assert_allclose(held, x @ y, rtol=1e-12)
+    np.testing.assert_allclose(again, 2 * x @ y, rtol=1e-12)
+
+
+def test_scan_traces_come_from_the_cache(fresh):
+    from vmc.thunks import blocks
+    x = vt.matrix("x")
+    out, _ = vmc.scan(lambda r, acc: acc + r, sequences=x, outputs_info=vt.zeros_like(x[0]))
+    f = vmc.function([x], out)
+    v = np.random.default_rng(3).standard_normal((400, 1000))            # 3.2 MB trace
+    hits = cgen.block_cache_info()["hits"]
+    for k in range(3):
+        np.testing.assert_allclose(f(v * k), np.cumsum(v * k, axis=0), rtol=1e-10, atol=1e-12)
+    assert cgen.block_cache_info()["hits"] >= hits + 2
+    e = blocks.empty((3, 400_000), "float32")
+    assert e.shape == (3, 400_000) and e.dtype == np.float32 and e.flags.c_contiguous
+    with pytest.raises(ValueError):
+        blocks.empty((-1, 5), "float64")

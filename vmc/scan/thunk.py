@@ -18,6 +18,7 @@ import numpy as np
 
 from vmc.compile.pyvm import PyVM
 from vmc.config import config
+from vmc.thunks import blocks
 from vmc.thunks.registry import register
 
 from .op import Scan
@@ -241,7 +242,7 @@ class LoopState:
         for k, (init, lag) in enumerate(zip(inits, thunk.lags)):
             keep, total = info.keep[k], lag + n
             size = total if keep <= 0 else max(min(keep, total), min(lag + 1, total))
-            buf = np.empty((size,) + init.shape[1:], dtype=thunk.rec_dtypes[k])
+            buf = blocks.empty((size,) + init.shape[1:], thunk.rec_dtypes[k])
             for r in range(lag):
                 buf[r % size] = init[r]
             self.rings.append([buf[r % size] for r in range(lag)])
@@ -273,7 +274,7 @@ class LoopState:
         if buf is None:
             v = np.asarray(v)
             dtype = np.dtype(self.thunk.nit_types[l].dtype)
-            buf = self.traces[k] = np.empty((self.sizes[k],) + v.shape, dtype=dtype)
+            buf = self.traces[k] = blocks.empty((self.sizes[k],) + v.shape, dtype)
             self.shapes[k] = v.shape
         elif np.shape(v) != self.shapes[k]:
             self._bad_shape(k, i, v, self.shapes[k])

@@ -64,6 +64,15 @@ static PyObject *thunk(PyObject *self, PyObject *args) {
     return Py_BuildValue("NN", fn, ctx);
 }
 
+static PyObject *empty(PyObject *self, PyObject *args) {
+    PyArray_Dims shape = {NULL, 0};
+    int type;
+    if (!PyArg_ParseTuple(args, "O&i", PyArray_IntpConverter, &shape, &type)) return NULL;
+    PyObject *a = (PyObject *)vmc_blocks_new_array(shape.len, shape.ptr, type);
+    PyDimMem_FREE(shape.ptr);
+    return a;
+}
+
 static PyObject *block_cache_info(PyObject *self, PyObject *unused) {
     return Py_BuildValue("{s:i,s:n,s:n,s:K,s:K}", "blocks", vmc__nblocks,
                          "bytes", (Py_ssize_t)vmc__cached_bytes, "cap", (Py_ssize_t)vmc_blocks_cap,
@@ -87,6 +96,8 @@ static PyObject *block_cache_set_cap(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"load", load, METH_O, "load(path): open a kernel library; its table, in a capsule"},
     {"thunk", thunk, METH_VARARGS, "thunk(table, i): (fn, ctx) capsules of kernel i's thunk"},
+    {"empty", empty, METH_VARARGS,
+     "empty(shape, typenum): a new C-contiguous array, large ones from the block cache"},
     {"block_cache_info", block_cache_info, METH_NOARGS,
      "block_cache_info(): blocks and bytes held, cap, hits and misses"},
     {"block_cache_release", block_cache_release, METH_NOARGS,
@@ -101,6 +112,13 @@ PyMODINIT_FUNC PyInit__ew_runtime(void) {
     import_array();
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
+    /* for extensions that allocate outputs too (vmc.thunks._blas) */
+    PyObject *cap = PyCapsule_New((void *)vmc_blocks_new_array, "vmc_new_array", NULL);
+    if (!cap || PyModule_AddObject(m, "new_array", cap) < 0) {
+        Py_XDECREF(cap);
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddStringConstant(m, "headers_digest", VMC_HEADERS_DIGEST) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -1,5 +1,6 @@
-"""Elemwise nodes left unfused (fusion excluded) run as generated C kernels in
-fast_run, and give numpy's numbers; fast_compile compiles no C."""
+"""Elemwise nodes left unfused (fusion excluded), and sums/maxima/minima of floats
+with no elementwise producer, run as generated C kernels in fast_run, and give
+numpy's numbers; fast_compile compiles no C."""
 import numpy as np
 import pytest
 
@@ -52,3 +53,35 @@ def test_fast_compile_builds_no_c():
     f = vmc.function([x], vt.exp(x) + 1.0, mode="fast_compile")
     assert not any(kinds(f))
     np.testing.assert_allclose(f(np.arange(3.0)), np.exp(np.arange(3.0)) + 1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("op", ["sum", "max", "min"])
+@pytest.mark.parametrize("axis", [0, 1, (0, 2), None])
+def test_bare_reductions_run_in_c_and_match_numpy(op, axis, dtype):
+    x = vt.tensor3("x", dtype=dtype)
+    f = vmc.function([x], getattr(vt, op)(x, axis=axis))
+    assert all(kinds(f))
+    xv = np.random.default_rng(1).standard_normal((4, 33, 5)).astype(dtype)
+    xv[1, 2, 3] = np.nan if op != "sum" else xv[1, 2, 3]
+    keep = xv.copy()
+    got = f(xv)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, getattr(np, op)(xv, axis=axis), rtol=tol, atol=tol)
+    assert np.asarray(got).dtype == dtype
+    np.testing.assert_array_equal(xv, keep)
+    empty = np.zeros((0, 3, 2), dtype)
+    try:                                   # numpy decides: an error or an empty result
+        ref = getattr(np, op)(empty, axis=axis)
+    except ValueError:
+        with pytest.raises(ValueError, match="zero-size"):
+            f(empty)
+    else:
+        np.testing.assert_array_equal(f(empty), ref)
+
+
+def test_integer_sums_stay_with_numpy():
+    x = vt.lmatrix("x")
+    f = vmc.function([x], vt.sum(x, axis=0))
+    assert not any(kinds(f))
+    np.testing.assert_array_equal(f(np.arange(6).reshape(2, 3)), [3, 5, 7])

@@ -23,83 +23,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from bench import models, peers  # noqa: E402  (the programs are bench D's)
+from bench.impls import theano_lib  # noqa: E402
+
 
 def data(steps, batch, n, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal((steps, batch, n)), rng.standard_normal((n, n)) * 0.1,
-            rng.standard_normal((n, n)) * 0.1, rng.standard_normal(n) * 0.1,
-            np.zeros((batch, n)))
+    d = models.rnn_data(steps, batch, n, n, seed)
+    return (d.X, d.W, d.U, d.b, d.h0)
 
 
-def numpy_forward(X, W, U, b, h0):
-    H = np.empty((X.shape[0],) + h0.shape)
-    h = h0
-    for t in range(X.shape[0]):
-        h = np.tanh(X[t] @ W + h @ U + b)
-        H[t] = h
-    return H
-
-
-def numpy_grad(X, W, U, b, h0):
-    H = numpy_forward(X, W, U, b, h0)
-    gW, gU, dh = np.zeros_like(W), np.zeros_like(U), np.zeros_like(h0)
-    for t in reversed(range(X.shape[0])):
-        da = (dh + 1.0) * (1.0 - H[t] * H[t])
-        gW += X[t].T @ da
-        gU += (H[t - 1] if t > 0 else h0).T @ da
-        dh = da @ U.T
-    return [H.sum(), gW, gU]
-
-
-def theano_like(lib, T, grad):
-    X, W, U, h0 = T.tensor3("X", dtype="float64"), T.dmatrix("W"), T.dmatrix("U"), \
-        T.dmatrix("h0")
-    b = T.dvector("b")
-    kw = {"return_updates": False} if lib.__name__ == "pytensor" else {}
-    H = lib.scan(lambda x, h, W_, U_, b_: T.tanh(T.dot(x, W_) + T.dot(h, U_) + b_),
-                 sequences=X, outputs_info=h0, non_sequences=[W, U, b], **kw)
-    H = H[0] if isinstance(H, tuple) else H
-    if not grad:
-        return lib.function([X, W, U, b, h0], H)
-    loss = H.sum()
-    return lib.function([X, W, U, b, h0], [loss] + lib.grad(loss, [W, U]))
-
-
-def vmc_fn(grad):
-    import vmc
-    import vmc.scan  # noqa: F401  (vmc.scan, whether or not vmc exports it yet)
-    import vmc.tensor as vt
-    f = theano_like(vmc, vt, grad)
-    f.trust_input = True
-    return f
-
-
-def pytensor_fn(grad):
-    import pytensor
-    import pytensor.tensor as pt
-    return theano_like(pytensor, pt, grad)
+def theano_fn(kind):
+    def make(grad):
+        f = models.theano_rnn(theano_lib(kind), grad)
+        f.trust_input = True
+        return f
+    return make
 
 
 def jax_fn(grad):
-    import jax
-    import jax.numpy as jnp
-    jax.config.update("jax_enable_x64", True)
-
-    def forward(X, W, U, b, h0):
-        def step(h, x):
-            h = jnp.tanh(x @ W + h @ U + b)
-            return h, h
-        return jax.lax.scan(step, h0, X)[1]
-
-    def loss_grad(X, W, U, b, h0):
-        loss, (gW, gU) = jax.value_and_grad(
-            lambda W_, U_: forward(X, W_, U_, b, h0).sum(), argnums=(0, 1))(W, U)
-        return [loss, gW, gU]
-    f = jax.jit(loss_grad if grad else forward)
-
-    def call(*args):
-        return jax.block_until_ready(f(*args))
-    return call
+    jax, jnp = peers.jax()
+    forward, loss_grad = models.jax_rnn(jax, jnp)
+    f = loss_grad if grad else forward
+    return lambda *args: jax.block_until_ready(f(*args))
 
 
 def timeit(f, args, repeat):
@@ -121,14 +66,15 @@ def check(out, ref):
 
 def rnn_table(args):
     d = data(args.steps, args.batch, args.n)
-    peers = [("vmc scan", vmc_fn), ("jax lax.scan", jax_fn), ("pytensor scan", pytensor_fn)]
+    impls = [("vmc scan", theano_fn("vmc")), ("jax lax.scan", jax_fn),
+             ("pytensor scan", theano_fn("pytensor cvm"))]
     print(f"RNN {args.steps} steps, batch {args.batch}, in/hidden {args.n}, float64 "
           f"(median ms of {args.repeat})")
     print(f"  {'':16}{'forward':>12}{'fwd+grad':>12}")
-    rows = {"numpy loop": [timeit(numpy_forward, d, args.repeat),
-                           timeit(numpy_grad, d, args.repeat)]}
-    ref = [numpy_forward(*d), numpy_grad(*d)]
-    for name, make in peers:
+    rows = {"numpy loop": [timeit(models.numpy_rnn_forward, d, args.repeat),
+                           timeit(models.numpy_rnn_grad, d, args.repeat)]}
+    ref = [models.numpy_rnn_forward(*d), models.numpy_rnn_grad(*d)]
+    for name, make in impls:
         row = []
         for grad in (False, True):
             try:

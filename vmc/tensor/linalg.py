@@ -49,18 +49,24 @@ def _side(x):
     return n if n is not None else m
 
 
-class MatrixInverse(Op):
-    """``np.linalg.inv`` of a square matrix."""
-    __props__ = ()
+class _SquareToSquare(Op):
+    """An op from a square matrix to a float matrix of the same side."""
+    label = ""          # the function's name, for errors
 
     def make_node(self, x):
-        x = _square(x, "inv")
+        x = _square(x, self.label)
         n = _side(x)
         dtype = _float_dtype(x.type.dtype)
         return Apply(self, [x], [TensorType(dtype, (n, n)).make_variable()])
 
     def infer_shape(self, node, shapes):
         return [shapes[0]]
+
+
+class MatrixInverse(_SquareToSquare):
+    """``np.linalg.inv`` of a square matrix."""
+    __props__ = ()
+    label = "inv"
 
     def pullback(self, inputs, outputs, grads):
         (xi,), (g,) = outputs, grads
@@ -154,22 +160,14 @@ def solve_triangular(a, b, lower=True):
     return SolveTriangular(lower)(a, b)
 
 
-class Cholesky(Op):
+class Cholesky(_SquareToSquare):
     """``scipy.linalg.cholesky(x, lower=)``: ``L`` with ``L L^T = x`` (or ``U^T U``);
     only that triangle of ``x`` is read."""
     __props__ = ("lower",)
+    label = "cholesky"
 
     def __init__(self, lower=True):
         self.lower = bool(lower)
-
-    def make_node(self, x):
-        x = _square(x, "cholesky")
-        n = _side(x)
-        dtype = _float_dtype(x.type.dtype)
-        return Apply(self, [x], [TensorType(dtype, (n, n)).make_variable()])
-
-    def infer_shape(self, node, shapes):
-        return [shapes[0]]
 
     def pullback(self, inputs, outputs, grads):
         # Murray (2016), "Differentiation of the Cholesky decomposition", as

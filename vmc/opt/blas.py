@@ -42,37 +42,42 @@ def _check_ranks(op, vars_, ranks):
         raise TypeError(f"{op}: operands must share one dtype, got {sorted(dtypes)}")
 
 
-class Gemm(Op):
+class _ProductUpdate(Op):
+    """``beta * z + alpha * a @ b``: the result has z's type, with the dims z
+    leaves unknown taken from the product."""
+    __props__ = ()
+    label, ranks = "", ()
+
+    def product_shape(self, a, b):
+        raise NotImplementedError
+
+    def make_node(self, z, alpha, a, b, beta):
+        z, a, b = (as_tensor_variable(v) for v in (z, a, b))
+        _check_ranks(self.label, (z, a, b), self.ranks)
+        dt = z.type.dtype
+        shape = tuple(s if s is not None else p
+                      for s, p in zip(z.type.shape, self.product_shape(a, b)))
+        return Apply(self, [z, _as_scalar(alpha, dt), a, b, _as_scalar(beta, dt)],
+                     [TensorType(dt, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        return [shapes[0]]
+
+
+class Gemm(_ProductUpdate):
     """``beta * z + alpha * x @ y``."""
-    __props__ = ()
+    label, ranks = "gemm", (2, 2, 2)
 
-    def make_node(self, z, alpha, x, y, beta):
-        z, x, y = (as_tensor_variable(v) for v in (z, x, y))
-        _check_ranks("gemm", (z, x, y), (2, 2, 2))
-        dt = z.type.dtype
-        shape = tuple(a if a is not None else b for a, b in
-                      zip(z.type.shape, (x.type.shape[0], y.type.shape[1])))
-        return Apply(self, [z, _as_scalar(alpha, dt), x, y, _as_scalar(beta, dt)],
-                     [TensorType(dt, shape).make_variable()])
-
-    def infer_shape(self, node, shapes):
-        return [shapes[0]]
+    def product_shape(self, x, y):
+        return (x.type.shape[0], y.type.shape[1])
 
 
-class Gemv(Op):
+class Gemv(_ProductUpdate):
     """``beta * z + alpha * a @ x``."""
-    __props__ = ()
+    label, ranks = "gemv", (1, 2, 1)
 
-    def make_node(self, z, alpha, a, x, beta):
-        z, a, x = (as_tensor_variable(v) for v in (z, a, x))
-        _check_ranks("gemv", (z, a, x), (1, 2, 1))
-        dt = z.type.dtype
-        shape = (z.type.shape[0] if z.type.shape[0] is not None else a.type.shape[0],)
-        return Apply(self, [z, _as_scalar(alpha, dt), a, x, _as_scalar(beta, dt)],
-                     [TensorType(dt, shape).make_variable()])
-
-    def infer_shape(self, node, shapes):
-        return [shapes[0]]
+    def product_shape(self, a, x):
+        return (a.type.shape[0],)
 
 
 class Ger(Op):

@@ -26,16 +26,13 @@ from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from cpython.ref cimport PyObject
 from libc.limits cimport INT_MAX
 from libc.stdlib cimport calloc, free
+
+from vmc.thunks._refs cimport _incref, _refcnt, _xdecref
 from scipy.linalg.cython_blas cimport ddot, dgemm, dgemv, dger, sdot, sgemm, sgemv, sger
 
 import numpy as np
 
 cnp.import_array()
-
-cdef extern from "Python.h":
-    void _incref "Py_INCREF"(PyObject *o) noexcept
-    void _xdecref "Py_XDECREF"(PyObject *o) noexcept
-    Py_ssize_t _refcnt "Py_REFCNT"(PyObject *o) noexcept
 
 cdef extern from "vmc_thunk.h":
     pass

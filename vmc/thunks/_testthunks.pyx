@@ -9,12 +9,9 @@ from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free
 
-cnp.import_array()
+from vmc.thunks._refs cimport _incref, _refcnt, _xdecref
 
-cdef extern from "Python.h":
-    void _incref "Py_INCREF"(PyObject *o) noexcept
-    void _xdecref "Py_XDECREF"(PyObject *o) noexcept
-    Py_ssize_t _refcnt "Py_REFCNT"(PyObject *o) noexcept
+cnp.import_array()
 
 cdef extern from "vmc_thunk.h":
     pass

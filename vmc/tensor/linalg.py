@@ -49,8 +49,9 @@ def _side(x):
     return n if n is not None else m
 
 
-class _SquareToSquare(Op):
-    """An op from a square matrix to a float matrix of the same side."""
+class _SquareToSquare:
+    """make_node and infer_shape of an op from a square matrix to a float
+    matrix of the same side (a mixin: listed before Op in the bases)."""
     label = ""          # the function's name, for errors
 
     def make_node(self, x):
@@ -63,7 +64,7 @@ class _SquareToSquare(Op):
         return [shapes[0]]
 
 
-class MatrixInverse(_SquareToSquare):
+class MatrixInverse(_SquareToSquare, Op):
     """``np.linalg.inv`` of a square matrix."""
     __props__ = ()
     label = "inv"
@@ -160,7 +161,7 @@ def solve_triangular(a, b, lower=True):
     return SolveTriangular(lower)(a, b)
 
 
-class Cholesky(_SquareToSquare):
+class Cholesky(_SquareToSquare, Op):
     """``scipy.linalg.cholesky(x, lower=)``: ``L`` with ``L L^T = x`` (or ``U^T U``);
     only that triangle of ``x`` is read."""
     __props__ = ("lower",)

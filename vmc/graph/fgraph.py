@@ -88,16 +88,24 @@ class FunctionGraph:
                 continue
             if any(self.clients.get(o) for o in node.outputs):
                 continue
-            self.apply_nodes.discard(node)
-            for o in node.outputs:
-                self.variables.discard(o)
-                self.clients.pop(o, None)
-            for i, inp in enumerate(node.inputs):
-                cl = self.clients.get(inp)
-                if cl is not None:
-                    cl.remove((node, i))
-                    if not cl:
-                        stack.append(inp)
+            stack.extend(self.detach(node))
+
+    def detach(self, node):
+        """Remove ``node`` and its outputs; return the inputs it was the last
+        client of. An input whose client list lacks the node (a pass edited
+        ``node.inputs`` directly) is left as it is."""
+        self.apply_nodes.discard(node)
+        for o in node.outputs:
+            self.variables.discard(o)
+            self.clients.pop(o, None)
+        emptied = []
+        for i, inp in enumerate(node.inputs):
+            cl = self.clients.get(inp)
+            if cl is not None and (node, i) in cl:
+                cl.remove((node, i))
+                if not cl:
+                    emptied.append(inp)
+        return emptied
 
     # -- editing -------------------------------------------------------------
     def replace(self, var, new, reason=None, check_type=True):

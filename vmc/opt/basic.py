@@ -72,14 +72,7 @@ def dead_code_pass(fgraph, mode=None):
     live = set(fgraph.toposort())
     dead = [n for n in fgraph.apply_nodes if n not in live]
     for node in dead:
-        fgraph.apply_nodes.discard(node)
-        for o in node.outputs:
-            fgraph.variables.discard(o)
-            fgraph.clients.pop(o, None)
-        for i, v in enumerate(node.inputs):
-            cl = fgraph.clients.get(v)
-            if cl is not None and (node, i) in cl:
-                cl.remove((node, i))
+        fgraph.detach(node)
     used = set(fgraph.inputs) | set(fgraph.outputs)
     for node in live:
         used.update(node.inputs)

@@ -169,3 +169,16 @@ def test_alloc_feeding_elementwise_is_broadcast():
     x = vt.matrix("x")
     e = x + vt.alloc(vt.constant(2.0), x.shape[0], x.shape[1])
     check([x], e, [X], X + 2, ["add"])
+
+
+def test_constants_through_dimshuffles_that_drop_and_reorder_dims():
+    # const_data folds DimShuffles of a constant with the op's own view_of
+    # (it once transposed by the undropped dim numbers, and raised here)
+    from vmc.opt.chains import const_data
+    c = vt.constant(np.arange(6.0).reshape(3, 1, 2))
+    d = c.dimshuffle(2, "x", 0)
+    np.testing.assert_array_equal(const_data(d), np.arange(6.0).reshape(3, 1, 2)[:, 0, :].T[:, None, :])
+    x = vt.dvector("x")
+    row = vt.constant(np.array([[2.0, 3.0, 4.0]])).dimshuffle(1)
+    f = compile_fn([x], x * row * 2.0)
+    np.testing.assert_allclose(f(np.array([1.0, -1.0, 0.5])), [4.0, -6.0, 4.0])

@@ -34,20 +34,6 @@ MUL_OPS = frozenset(["mul", "true_div", "neg"])
 
 
 # -- constants -------------------------------------------------------------------
-def _apply_dimshuffle(op, a):
-    if op.drop:
-        a = a.reshape([s for d, s in enumerate(a.shape) if d not in op.drop])
-    a = a.transpose(op.transposition)
-    shape, k = [], 0
-    for d in op.new_order:
-        if d == "x":
-            shape.append(1)
-        else:
-            shape.append(a.shape[k])
-            k += 1
-    return a.reshape(shape)
-
-
 def const_data(var):
     """The value of a constant, or of DimShuffles of a constant; else None."""
     ops = []
@@ -58,7 +44,7 @@ def const_data(var):
         return None
     a = var.data
     for op in reversed(ops):
-        a = _apply_dimshuffle(op, a)
+        a = op.view_of(a)
     return a
 
 

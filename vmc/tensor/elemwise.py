@@ -28,6 +28,27 @@ class DimShuffle(Op):
                              f"for a {self.input_ndim}-d input")
         self.drop = tuple(d for d in range(self.input_ndim) if d not in kept)
         self.transposition = tuple(kept)
+        # The transposition names dims of the input; once the dropped dims are
+        # gone, they are numbered among the kept ones.
+        kept_in_order = [d for d in range(self.input_ndim) if d not in self.drop]
+        perm = tuple(kept_in_order.index(d) for d in kept)
+        self._perm = None if perm == tuple(range(len(perm))) else perm
+
+    def view_of(self, a):
+        """The output for the array ``a``: a view (numpy semantics)."""
+        a = np.asarray(a)
+        if self.drop:
+            a = a.reshape([s for d, s in enumerate(a.shape) if d not in self.drop])
+        if self._perm is not None:
+            a = a.transpose(self._perm)
+        shape, k = [], 0
+        for d in self.new_order:
+            if d == "x":
+                shape.append(1)
+            else:
+                shape.append(a.shape[k])
+                k += 1
+        return a.reshape(shape)
 
     def make_node(self, x):
         x = as_tensor_variable(x)

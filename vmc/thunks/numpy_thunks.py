@@ -70,30 +70,7 @@ def elemwise_thunk(node, destroyable):
 
 @register(DimShuffle)
 def dimshuffle_thunk(node, destroyable):
-    op = node.op
-    drop = op.drop
-    # The transposition names dims of the input; after the dropped dims are
-    # gone, they are numbered among the kept ones.
-    kept = [d for d in range(op.input_ndim) if d not in drop]
-    perm = tuple(kept.index(d) for d in op.transposition)
-    new_order = op.new_order
-    shuffle_only = perm != tuple(range(len(perm)))
-
-    def thunk(x):
-        x = np.asarray(x)
-        if drop:
-            x = x.reshape([s for d, s in enumerate(x.shape) if d not in drop])
-        if shuffle_only:
-            x = x.transpose(perm)
-        shape, k = [], 0
-        for d in new_order:
-            if d == "x":
-                shape.append(1)
-            else:
-                shape.append(x.shape[k])
-                k += 1
-        return x.reshape(shape)
-    return thunk
+    return node.op.view_of
 
 
 @register(CAReduce)

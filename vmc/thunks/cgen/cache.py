@@ -3,10 +3,11 @@
 ``compile_module(sources, name_hint)`` wraps ``sources`` in a module prelude
 (Python.h, numpy, vmc_thunk.h) and postlude (``PyInit``), compiles it with the
 system C compiler and loads it with importlib's ExtensionFileLoader.
-``compile_library(sources, name_hint, load)`` compiles ``sources`` as they are
-(generated kernels: no Python.h, whose parsing would be most of a small
-kernel's compile time) and returns ``load(path)``; ``cached_library`` does the
-same for a source named by an alias, generating it only on a miss.
+``cached_library(alias, make_source, name_hint, load)`` compiles the source
+``make_source()`` returns as it is, into a plain shared library (generated
+kernels: no Python.h, whose parsing would be most of a small kernel's compile
+time), and returns ``load(path)``; the source is named by ``alias`` and
+generated only when no earlier build recorded which entry the alias stands for.
 
 The source declares what the module exports::
 
@@ -235,17 +236,12 @@ def compile_module(sources: str, name_hint: str = "mod"):
                      lambda name: PRELUDE + sources + POSTLUDE.replace("@NAME@", name))
 
 
-def compile_library(sources: str, name_hint: str, load):
-    """Compile (or fetch) plain C with no Python.h into a shared library; return
-    ``load(path)``, which raises ImportError or OSError for an unusable file."""
-    return _compiled("library", sources, name_hint, ".so", lambda name, so: load(str(so)),
-                     lambda name: sources)
-
-
 def cached_library(alias: str, make_source, name_hint: str, load):
-    """``compile_library(make_source(), name_hint, load)``, without calling
-    ``make_source`` when an earlier process recorded which entry ``alias``
-    stands for: generating a large module's C costs more than loading it.
+    """Compile (or fetch) the plain C of ``make_source()`` into a shared library
+    and return ``load(path)`` (which raises ImportError or OSError for an unusable
+    file), without calling ``make_source`` when an earlier process recorded which
+    entry ``alias`` stands for: generating a large module's C costs more than
+    loading it.
 
     ``alias`` must determine the source: the caller hashes its inputs and its
     generator's code. It is keyed like a source (compiler, flags, headers,

@@ -345,8 +345,8 @@ def _spec_maker(op):
 def fused_c_builder(items):
     """All FusedElemwise nodes of a function, and the Elemwise and CAReduce
     nodes left unfused, compiled together into one module."""
-    todo = [(pc, node, d, _spec_maker(node.op)) for pc, node, d in items
-            if _spec_maker(node.op) is not None]
+    todo = [(pc, node, d, make) for pc, node, d in items
+            if (make := _spec_maker(node.op)) is not None]
     if not todo:
         return {}
     try:

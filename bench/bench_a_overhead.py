@@ -2,7 +2,7 @@
 
 Cases: ``x + 1``; a chain of 20 elementwise ops (``*x``, ``+0.1``, ``tanh``, ``-x`` five
 times); the shared-variable update ``w <- w - 0.1*x`` inside the function (numpy:
-``w -= 0.1*x``). vmc and PyTensor are timed with input checks on and with ``trust_input``.
+``w -= 0.1*x``); a reduction, ``sum(x)``. vmc and PyTensor are timed with input checks on and with ``trust_input``.
 JAX gets device arrays and blocks on every result; PyTorch gets tensors sharing numpy's memory.
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ def cases(cfg) -> list:
              all_elementwise_impls(chain, [x], ["x"], models.chain_numexpr(N_CHAIN),
                                    trust_variants=True)),
         Case("w <- w - 0.1*x", lambda: w0 - 0.1 * x, update_impls(w0, x)),
+        Case("sum(x)", lambda: np.sum(x),
+             all_elementwise_impls(lambda m, x: m.sum(x), [x], ["x"], None,
+                                   trust_variants=True)),
     ]
 
 

@@ -37,7 +37,9 @@ def _cache(action):
         for k, v in info.items():
             print(f"{k}: {v}")
     else:
+        from .compile.graph_cache import clear_memory
         cache_clear()
+        clear_memory()
         print("compile cache cleared")
     return 0
 

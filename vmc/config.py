@@ -54,6 +54,8 @@ OPTIONS = {
                          "where generated C is compiled and cached ($VMC_COMPILEDIR)"),
     "block_cache_mb": Option(1024, "most MB of freed large kernel outputs kept for reuse "
                              "(vmc/thunks/cgen/vmc_blocks.h); 0 turns the cache off", float),
+    "graph_cache": Option(True, "reuse the optimized graph of a graph optimized before, in "
+                          "this process or (in compiledir) an earlier one", _bool),
     "profile": Option(False, "profile every compiled function", _bool),
     "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit",
                               _bool),

@@ -206,7 +206,8 @@ def _compile_traced(spec):
     fgraph, update_pairs = _prepare(spec)
     timings["prepare"] = time.perf_counter() - t0
     from vmc.opt import optimize
-    optimize(fgraph, spec["mode"], timings)
+    from .graph_cache import optimize_cached
+    fgraph = optimize_cached(fgraph, spec["mode"], timings, optimize)
     t1 = time.perf_counter()
     program, node_of_pc = _schedule(fgraph, spec, update_pairs)
     timings["schedule+thunks"] = time.perf_counter() - t1
@@ -295,15 +296,31 @@ def _schedule(fgraph, spec, update_pairs):
     from vmc.opt import get_mode
     generate_c = get_mode(spec["mode"]).optimizer == "fast_run"
     thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec["linker"], generate_c)
-    regs = {}
-    for v in list(inputs) + sorted(fgraph.variables - set(inputs), key=lambda v: v.id):
-        regs.setdefault(v, len(regs))
-    consts = sorted((v for v in fgraph.variables if isinstance(v, Constant)), key=lambda v: v.id)
-    shareds = sorted((v for v in fgraph.variables if isinstance(v, SharedVariable)),
-                     key=lambda v: v.id)
+    regs = _registers(inputs, order, outputs, fgraph.variables)
+    consts = [v for v in regs if isinstance(v, Constant)]
+    shareds = [v for v in regs if isinstance(v, SharedVariable)]
     program = sch.assemble(code, thunk_index, thunks, regs, inputs, user_outs, consts,
                            shareds, update_pairs)
     return program, node_of_pc
+
+
+def _registers(inputs, order, outputs, variables):
+    """variable -> register: the inputs, then in the order nodes read and make
+    them. It follows the graph's structure only, so a graph rebuilt from the
+    optimized-graph cache gets the program a fresh optimization gets."""
+    regs = {}
+    for v in inputs:
+        regs.setdefault(v, len(regs))
+    for node in order:
+        for v in node.inputs:
+            regs.setdefault(v, len(regs))
+        for v in node.outputs:
+            regs.setdefault(v, len(regs))
+    for v in outputs:
+        regs.setdefault(v, len(regs))
+    for v in sorted(variables - regs.keys(), key=lambda v: v.id):   # nothing reads them
+        regs.setdefault(v, len(regs))
+    return regs
 
 
 def _replace_output(fgraph, k, new):

@@ -20,6 +20,8 @@ casts it to the original's dtype and checks the types agree.
 """
 from __future__ import annotations
 
+import sys
+
 from vmc.graph.basic import Variable
 from vmc.tensor.elemwise import Elemwise
 
@@ -96,6 +98,7 @@ def pattern_rewrite(name, pattern, build):
 def register_patterns(sets, rules, tags=(), default=True):
     """Register each ``(name, pattern, build)`` rule of ``rules`` in ``sets``."""
     sets = (sets,) if isinstance(sets, str) else tuple(sets)
+    origin = sys._getframe(1).f_globals.get("__name__", "")    # who wrote the rules
     for name, pattern, build in rules:
         REGISTRY.add(Rewrite(name, pattern_rewrite(name, pattern, build), sets, (pattern[0],),
-                             frozenset(tags) | {"pattern"}, default))
+                             frozenset(tags) | {"pattern"}, default, origin=origin))

@@ -37,6 +37,7 @@ class Rewrite:
     tags: frozenset = field(default_factory=frozenset)
     default: bool = True          # off by default unless a Mode includes it
     order: int = field(default_factory=lambda: next(_order))
+    origin: str = ""              # the module that registered it (its code's owner)
 
     def __repr__(self):
         return f"<rewrite {self.name} in {','.join(self.sets)}>"
@@ -51,11 +52,16 @@ class Registry:
         # (set names, include, exclude) -> Selection: each compile asks for the
         # same few, and a Selection keeps its per-op-class lookups warm.
         self._selected = {}
+        # Rewrites from outside vmc: the optimized-graph cache keys on vmc's
+        # code only, so it stands aside when a mode enables one.
+        self.foreign = []
 
     def add(self, rw):
         if rw.name in self.by_name:
             raise ValueError(f"a rewrite named {rw.name!r} is already registered")
         self.by_name[rw.name] = rw
+        if not (rw.origin or getattr(rw.fn, "__module__", None) or "").startswith("vmc."):
+            self.foreign.append(rw)
         self._selected.clear()
         for s in rw.sets:
             self.sets.setdefault(s, []).append(rw)
@@ -74,20 +80,28 @@ class Registry:
         out = []
         for s in set_names:
             for rw in self.sets.get(s, ()):
-                keys = {rw.name, *rw.tags, s}
-                if keys & exclude:
-                    continue
-                if not rw.default and not (keys & include - {s}):
-                    continue
-                if rw not in out:
+                if _enabled(rw, s, include, exclude) and rw not in out:
                     out.append(rw)
         return Selection(out)
+
+    def foreign_enabled(self, include=(), exclude=()):
+        """Whether a rewrite from outside vmc is on under ``include``/``exclude``."""
+        include, exclude = set(include), set(exclude)
+        return any(_enabled(rw, s, include, exclude) for rw in self.foreign for s in rw.sets)
 
     def names_and_tags(self):
         out = set(self.by_name) | set(self.sets)
         for rw in self.by_name.values():
             out |= rw.tags
         return out
+
+
+def _enabled(rw, set_name, include, exclude):
+    """Whether ``rw``, asked for as a member of ``set_name``, is on."""
+    keys = {rw.name, *rw.tags, set_name}
+    if keys & exclude:
+        return False
+    return rw.default or bool(keys & include - {set_name})
 
 
 class Selection:

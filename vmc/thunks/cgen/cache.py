@@ -384,13 +384,15 @@ def _entries(d: Path):
 
 
 def cache_info() -> dict:
-    """{'dir': path, 'entries': number of compiled modules, 'bytes': total size}."""
+    """{'dir': path, 'entries': number of compiled modules, 'graphs': number of
+    optimized graphs (``vmc.compile.graph_cache``), 'bytes': total size}."""
     d = compiledir()
     if not d.is_dir():
         return {"dir": str(d), "entries": 0, "bytes": 0}
     files = [p for p in _entries(d) if p.is_file()]
     return {"dir": str(d),
             "entries": sum(1 for p in files if p.name.endswith(".so")),
+            "graphs": sum(1 for p in files if p.name.startswith(PREFIX + "graph_")),
             "bytes": sum(p.stat().st_size for p in files)}
 
 

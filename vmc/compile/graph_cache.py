@@ -1,0 +1,252 @@
+"""The optimized-graph cache: a user graph that was optimized before, here or
+in an earlier process, is not optimized again.
+
+Rewriting dominates a warm compile (the C of its kernels is already cached):
+about 0.1 s for a 1000-op chain. The key is a faithful serialization of the
+graph ``vmc.function`` prepared (op parameters, types, names, constant
+values, the user line of every node) together with the mode, every config
+value, the compile call's line, and a digest of vmc's Python code. Equal keys
+mean the same rewrites ran on the same graph, so the cached result is exactly
+what optimizing would give. The value is the optimized graph in the same flat
+form: the function's inputs and shared variables are referred to by position
+and rebound to the caller's on load, so a hit updates the caller's shared
+variables. A graph holding a nested graph (scan, an op over a subgraph), an op
+or a rewrite from outside vmc is not cached (its code is not in the digest).
+
+Two levels: this process's memory, then ``config.compiledir`` (entries
+``vmcg_graph_<key>.pkl``, written atomically), which ``python -m vmc cache``
+counts and clears with the C entries.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pickle
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from vmc.config import config
+from vmc.graph import basic
+from vmc.graph.basic import Apply, Constant, SharedVariable, Variable
+from vmc.graph.fgraph import FunctionGraph
+
+MEMORY_ENTRIES = 256           # optimized graphs kept in this process, newest last
+_memory: OrderedDict = OrderedDict()
+_code: list = []               # the digest of vmc's Python code, once per process
+stats = {"hits": 0, "misses": 0, "uncached": 0}     # this process's lookups
+
+
+class Uncacheable(Exception):
+    """The graph cannot be written in the flat form (see the module docstring)."""
+
+
+def optimize_cached(fgraph, mode, timings, optimize):
+    """``optimize(fgraph, mode, timings)``, or the graph it gave before; returns
+    the optimized FunctionGraph (``fgraph`` itself after a miss)."""
+    key, shareds = _key(fgraph, mode)
+    if key is not None:
+        blob = _lookup(key)
+        if blob is not None:
+            try:
+                fg = _rebuild(blob, fgraph.inputs, shareds)
+                stats["hits"] += 1
+                return fg
+            except Exception:     # noqa: BLE001 - a stale or damaged entry is a miss
+                _forget(key)
+    stats["misses" if key is not None else "uncached"] += 1
+    optimize(fgraph, mode, timings)
+    if key is not None:
+        with contextlib.suppress(Uncacheable):
+            position = {v: k for k, v in enumerate(shareds)}
+            _store(key, _dumps(_flatten(fgraph, position)[0]))
+    return fgraph
+
+
+# -- the flat form -------------------------------------------------------------------------
+#
+# Records, one value each in order: the graph's inputs ("in", class, type, name), then
+# as first read ("const", class, type, data, name), ("shared", position among the graph's
+# shared variables, type, name), and node outputs, which ("node", op, input value
+# numbers, ((class, type, name) per output), trace) adds. Then the output value numbers,
+# the count of user outputs and the shared positions of the updated variables.
+
+def _flatten(fgraph, position=None):
+    """(the flat form, the shared variables in order of first read). With
+    ``position`` (shared variable -> number), shared variables are numbered by
+    it: the optimized graph refers to the prepared graph's numbering."""
+    number, spos = {}, {}
+    records, shareds = [], []
+    for v in fgraph.inputs:
+        number[v] = len(number)
+        records.append(("in", type(v), v.type, v.name))
+
+    def ref(v):
+        n = number.get(v)
+        if n is None:
+            if isinstance(v, Constant):
+                records.append(("const", type(v), v.type, v.data, v.name))
+            elif isinstance(v, SharedVariable):
+                k = len(shareds) if position is None else position.get(v)
+                if k is None:
+                    raise Uncacheable(f"{v!r} is not read by the prepared graph")
+                records.append(("shared", k, v.type, v.name))
+                shareds.append(v)
+                spos[v] = k
+            else:
+                raise Uncacheable(f"{v!r} is not an input of the graph")
+            n = number[v] = len(number)
+        return n
+
+    for node in fgraph.toposort():
+        if not type(node.op).__module__.startswith("vmc."):
+            raise Uncacheable(f"{node.op} is not a vmc op")
+        ins = tuple([ref(v) for v in node.inputs])
+        outs = []
+        for o in node.outputs:
+            number[o] = len(number)
+            outs.append((type(o), o.type, o.name))
+        records.append(("node", node.op, ins, tuple(outs), node.trace))
+    outputs = tuple([ref(v) for v in fgraph.outputs])
+    updated = getattr(fgraph, "update_shared", ())
+    for v in updated:               # an updated variable the graph does not read
+        ref(v)
+    flat = (records, outputs, getattr(fgraph, "n_user_outputs", len(outputs)),
+            tuple(spos[v] for v in updated))
+    return flat, shareds
+
+
+class _Pickler(pickle.Pickler):
+    # Called for every object that is not a plain container or scalar: a variable
+    # or node reached through an op is a nested graph, which the flat form omits.
+    def reducer_override(self, obj):
+        if isinstance(obj, (Variable, Apply, FunctionGraph)):
+            raise Uncacheable(f"{type(obj).__name__} inside an op")
+        return NotImplemented
+
+
+def _dumps(flat) -> bytes:
+    buf = io.BytesIO()
+    try:
+        _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(flat)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise Uncacheable(str(e)) from None
+    return buf.getvalue()
+
+
+def _rebuild(blob: bytes, inputs, shareds) -> FunctionGraph:
+    """The optimized graph of ``blob`` over the prepared graph's ``inputs`` and
+    ``shareds`` (its shared variables in the flat form's order)."""
+    records, outputs, n_user, updated = pickle.loads(blob)
+    values = []
+    n_in = 0
+    for r in records:
+        kind = r[0]
+        if kind == "node":
+            _, op, ins, outs, trace = r
+            new = [cls(t, None, None, name) for cls, t, name in outs]
+            Apply(op, [values[i] for i in ins], new, trace)
+            values.extend(new)
+        elif kind == "in":
+            values.append(inputs[n_in])
+            n_in += 1
+        elif kind == "const":
+            _, cls, t, data, name = r
+            values.append(cls(t, data, name))
+        else:
+            values.append(shareds[r[1]])
+    fg = FunctionGraph(inputs, [values[i] for i in outputs], clone=False)
+    fg.n_user_outputs = n_user
+    fg.update_shared = [shareds[k] for k in updated]
+    return fg
+
+
+# -- the key --------------------------------------------------------------------------------
+
+def _key(fgraph, mode):
+    """(the hex key of optimizing ``fgraph`` under ``mode`` now, its shared
+    variables in the flat form's order), or (None, None): do not cache."""
+    from vmc.opt import get_mode
+    from vmc.opt.rewriting import REGISTRY
+    if not config.graph_cache or config.print_rewrites or config.check_graph:
+        return None, None             # those ask for the passes to run
+    mode = get_mode(mode)
+    if (mode.optimizer is None and not mode.include) or \
+            REGISTRY.foreign_enabled(mode.include, mode.exclude):
+        return None, None
+    try:
+        flat, shareds = _flatten(fgraph)
+        graph = _dumps(flat)
+    except Uncacheable:
+        return None, None
+    h = hashlib.sha256(_code_digest().encode())
+    head = (mode.optimizer, mode.include, mode.exclude, sorted(config._values.items()),
+            basic._traces.fixed)
+    h.update(repr(head).encode() + b"\0")
+    h.update(graph)
+    return h.hexdigest(), shareds
+
+
+def _code_digest() -> str:
+    """vmc's Python code (what the rewrites are: each file's path, size and
+    modification time, as Python's own bytecode cache checks), numpy's and
+    Python's versions."""
+    if not _code:
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256(f"{np.__version__}\0{sys.version}\0".encode())
+        for p in sorted(root.rglob("*.py")):
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        _code.append(h.hexdigest())
+    return _code[0]
+
+
+# -- storage ---------------------------------------------------------------------------------
+
+def _path(key: str) -> Path:
+    from vmc.thunks.cgen.cache import PREFIX, compiledir
+    return compiledir() / f"{PREFIX}graph_{key[:40]}.pkl"
+
+
+def _lookup(key: str):
+    blob = _memory.get(key)
+    if blob is not None:
+        _memory.move_to_end(key)
+        return blob
+    try:
+        blob = _path(key).read_bytes()
+    except OSError:
+        return None
+    _remember(key, blob)
+    return blob
+
+
+def _store(key: str, blob: bytes) -> None:
+    _remember(key, blob)
+    path = _path(key)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+
+
+def _remember(key: str, blob: bytes) -> None:
+    _memory[key] = blob
+    while len(_memory) > MEMORY_ENTRIES:
+        _memory.popitem(last=False)
+
+
+def _forget(key: str) -> None:
+    _memory.pop(key, None)
+    with contextlib.suppress(OSError):
+        _path(key).unlink()
+
+
+def clear_memory() -> None:
+    """Forget this process's optimized graphs (``python -m vmc cache clear`` does too)."""
+    _memory.clear()

@@ -17,10 +17,10 @@ import numpy as np
 
 from vmc.config import config
 from vmc.graph.basic import Constant, SharedVariable, Variable, fixed_trace, user_line
-from vmc.graph.fgraph import FunctionGraph
 from vmc.graph.traversal import ancestors, clone_replace, gc_paused
 
 from . import schedule as sch
+from .graph_cache import optimized_graph
 from .io import In, Out, collect_updates, normalize_inputs, normalize_outputs
 from .pyvm import PyCallVM
 from .thunk_build import build_thunks
@@ -203,13 +203,13 @@ def _compile(spec):
 def _compile_traced(spec):
     timings = {}
     t0 = time.perf_counter()
-    fgraph, update_pairs = _prepare(spec)
+    inputs, outs, updates = _prepare(spec)
     timings["prepare"] = time.perf_counter() - t0
     from vmc.opt import optimize
-    from .graph_cache import optimize_cached
-    fgraph = optimize_cached(fgraph, spec["mode"], timings, optimize)
+    fgraph = optimized_graph(inputs, outs + [u for _, u in updates], len(outs),
+                             [s for s, _ in updates], spec["mode"], timings, optimize)
     t1 = time.perf_counter()
-    program, node_of_pc = _schedule(fgraph, spec, update_pairs)
+    program, node_of_pc = _schedule(fgraph, spec, updates)
     timings["schedule+thunks"] = time.perf_counter() - t1
     cls = CFunction if spec["linker"] == "cvm" and CFunction is not None else PyFunction
     f = cls(program)
@@ -218,8 +218,8 @@ def _compile_traced(spec):
 
 
 def _prepare(spec):
-    """Givens, default updates and checks; returns the FunctionGraph and the
-    (shared variable, new value) pairs, both in the graph's variables."""
+    """Givens, default updates and checks; returns the inputs, the outputs and
+    the (shared variable, new value) pairs."""
     inputs = [i.variable for i in spec["inputs"]]
     outs = [o.variable for o in spec["outputs"]]
     updates = collect_updates(spec["updates"], outs, spec["no_default_updates"])
@@ -230,12 +230,7 @@ def _prepare(spec):
         outs, new_vals = everything[:len(outs)], everything[len(outs):]
         updates = [(s, v) for (s, _), v in zip(updates, new_vals)]
     _check_inputs(inputs, outs + [u for _, u in updates], spec["on_unused_input"])
-    fg = FunctionGraph(inputs, outs + [u for _, u in updates], clone=True)
-    n = len(outs)
-    pairs = [(s, fg.outputs[n + k]) for k, (s, _) in enumerate(updates)]
-    fg.n_user_outputs = n
-    fg.update_shared = [s for s, _ in updates]
-    return fg, pairs
+    return inputs, outs, updates
 
 
 def _check_inputs(inputs, roots, on_unused):

@@ -25,6 +25,7 @@ import io
 import os
 import pickle
 import sys
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from vmc.config import config
 from vmc.graph import basic
 from vmc.graph.basic import Apply, Constant, SharedVariable, Variable
 from vmc.graph.fgraph import FunctionGraph
+from vmc.graph.traversal import toposort
 
 MEMORY_ENTRIES = 256           # optimized graphs kept in this process, newest last
 _memory: OrderedDict = OrderedDict()
@@ -45,26 +47,39 @@ class Uncacheable(Exception):
     """The graph cannot be written in the flat form (see the module docstring)."""
 
 
-def optimize_cached(fgraph, mode, timings, optimize):
-    """``optimize(fgraph, mode, timings)``, or the graph it gave before; returns
-    the optimized FunctionGraph (``fgraph`` itself after a miss)."""
-    key, shareds = _key(fgraph, mode)
+def optimized_graph(inputs, outputs, n_user, update_shared, mode, timings, optimize):
+    """The optimized FunctionGraph of the user's graph from ``inputs`` to
+    ``outputs`` (the first ``n_user`` are the function's outputs, the rest the
+    new values of ``update_shared``): rebuilt from the cache, or cloned and
+    given to ``optimize(fgraph, mode, timings)``. A hit clones nothing but the
+    inputs."""
+    t0 = time.perf_counter()
+    order = toposort(outputs, blockers=inputs)
+    key, shareds = _key(inputs, outputs, order, n_user, update_shared, mode)
     if key is not None:
         blob = _lookup(key)
         if blob is not None:
             try:
-                fg = _rebuild(blob, fgraph.inputs, shareds)
+                fg = _rebuild(blob, [v.clone() for v in inputs], shareds)
                 stats["hits"] += 1
+                if timings is not None:    # the profile's compile steps say why no rewrites
+                    timings["rewrite:graph cache hit"] = time.perf_counter() - t0
                 return fg
             except Exception:     # noqa: BLE001 - a stale or damaged entry is a miss
                 _forget(key)
     stats["misses" if key is not None else "uncached"] += 1
-    optimize(fgraph, mode, timings)
+    fg = FunctionGraph(inputs, outputs, clone=True)
+    fg.n_user_outputs = n_user
+    fg.update_shared = list(update_shared)
+    if timings is not None:
+        timings["clone"] = time.perf_counter() - t0
+    optimize(fg, mode, timings)
     if key is not None:
         with contextlib.suppress(Uncacheable):
-            position = {v: k for k, v in enumerate(shareds)}
-            _store(key, _dumps(_flatten(fgraph, position)[0]))
-    return fgraph
+            flat, _ = _flatten(fg.inputs, fg.outputs, fg.toposort(), n_user, fg.update_shared,
+                               {v: k for k, v in enumerate(shareds)})
+            _store(key, _dumps(flat))
+    return fg
 
 
 # -- the flat form -------------------------------------------------------------------------
@@ -75,13 +90,14 @@ def optimize_cached(fgraph, mode, timings, optimize):
 # numbers, ((class, type, name) per output), trace) adds. Then the output value numbers,
 # the count of user outputs and the shared positions of the updated variables.
 
-def _flatten(fgraph, position=None):
-    """(the flat form, the shared variables in order of first read). With
-    ``position`` (shared variable -> number), shared variables are numbered by
-    it: the optimized graph refers to the prepared graph's numbering."""
+def _flatten(inputs, outputs, order, n_user, updated, position=None):
+    """(the flat form of the graph ``order`` from ``inputs`` to ``outputs``, its
+    shared variables in order of first read). With ``position`` (shared
+    variable -> number), shared variables are numbered by it: the optimized
+    graph refers to the user graph's numbering."""
     number, spos = {}, {}
     records, shareds = [], []
-    for v in fgraph.inputs:
+    for v in inputs:
         number[v] = len(number)
         records.append(("in", type(v), v.type, v.name))
 
@@ -102,7 +118,7 @@ def _flatten(fgraph, position=None):
             n = number[v] = len(number)
         return n
 
-    for node in fgraph.toposort():
+    for node in order:
         if not type(node.op).__module__.startswith("vmc."):
             raise Uncacheable(f"{node.op} is not a vmc op")
         ins = tuple([ref(v) for v in node.inputs])
@@ -111,13 +127,10 @@ def _flatten(fgraph, position=None):
             number[o] = len(number)
             outs.append((type(o), o.type, o.name))
         records.append(("node", node.op, ins, tuple(outs), node.trace))
-    outputs = tuple([ref(v) for v in fgraph.outputs])
-    updated = getattr(fgraph, "update_shared", ())
+    outs = tuple([ref(v) for v in outputs])
     for v in updated:               # an updated variable the graph does not read
         ref(v)
-    flat = (records, outputs, getattr(fgraph, "n_user_outputs", len(outputs)),
-            tuple(spos[v] for v in updated))
-    return flat, shareds
+    return (records, outs, n_user, tuple(spos[v] for v in updated)), shareds
 
 
 class _Pickler(pickle.Pickler):
@@ -167,8 +180,8 @@ def _rebuild(blob: bytes, inputs, shareds) -> FunctionGraph:
 
 # -- the key --------------------------------------------------------------------------------
 
-def _key(fgraph, mode):
-    """(the hex key of optimizing ``fgraph`` under ``mode`` now, its shared
+def _key(inputs, outputs, order, n_user, updated, mode):
+    """(the hex key of optimizing this graph under ``mode`` now, its shared
     variables in the flat form's order), or (None, None): do not cache."""
     from vmc.opt import get_mode
     from vmc.opt.rewriting import REGISTRY
@@ -179,7 +192,7 @@ def _key(fgraph, mode):
             REGISTRY.foreign_enabled(mode.include, mode.exclude):
         return None, None
     try:
-        flat, shareds = _flatten(fgraph)
+        flat, shareds = _flatten(inputs, outputs, order, n_user, updated)
         graph = _dumps(flat)
     except Uncacheable:
         return None, None

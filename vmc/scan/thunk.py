@@ -46,6 +46,7 @@ class InnerFunction:
 
     def __init__(self, op, profile=None):
         from vmc.compile import function as fn_mod
+        from vmc.compile.graph_cache import optimized_graph
         from vmc.compile.io import In, normalize_outputs
         from vmc.opt import optimize
         linker = config.linker if _CVM is not None else "py"
@@ -58,9 +59,10 @@ class InnerFunction:
                     no_default_updates=True, linker=linker)
         spec["outputs"], spec["single"] = normalize_outputs(list(op.inner_outputs))
         self.timings = {}
-        fgraph, update_pairs = fn_mod._prepare(spec)
-        optimize(fgraph, spec["mode"], self.timings)
-        self.program, self.node_of_pc = fn_mod._schedule(fgraph, spec, update_pairs)
+        inputs, outs, updates = fn_mod._prepare(spec)
+        fgraph = optimized_graph(inputs, outs, len(outs), [], spec["mode"], self.timings,
+                                 optimize)
+        self.program, self.node_of_pc = fn_mod._schedule(fgraph, spec, updates)
         self.fgraph = fgraph
         self.name = spec["name"]
         self.vm = _CVM(self.program) if linker == "cvm" else PyVM(self.program)

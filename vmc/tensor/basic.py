@@ -79,7 +79,20 @@ def weak_operand(x, other_dtypes, ndim=0):
         dtype = _weak_rule(tuple(other_dtypes))[0] or config.floatX
     else:
         dtype = None
-    return constant(x, dtype=dtype, ndim=ndim or None)
+    if dtype is None:
+        return constant(x, dtype=dtype, ndim=ndim or None)
+    # The same few numbers recur all through a graph (``+ 1``, ``* 0.5``), and a
+    # constant is immutable and already shared between graphs: make each once.
+    key = (dtype, ndim, type(x), x.hex() if isinstance(x, float) else x)
+    c = _weak_constants.get(key)
+    if c is None:
+        if len(_weak_constants) >= 4096:
+            _weak_constants.clear()
+        c = _weak_constants[key] = constant(x, dtype=dtype, ndim=ndim or None)
+    return c
+
+
+_weak_constants: dict = {}
 
 
 @functools.lru_cache(maxsize=None)

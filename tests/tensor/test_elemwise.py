@@ -226,3 +226,14 @@ def test_grad_keeps_the_input_dtype(dtype):
     assert g.type.dtype == dtype
     v = rand((4,), dtype)
     assert_like_numpy(run([x], g, v), (np.exp(v) * 2 + 2 * v).astype(dtype))
+
+
+def test_python_number_constants_are_shared_only_when_equal_in_every_bit():
+    x, i8 = vt.dvector("x"), vt.bvector("i8")
+    plus = lambda a, c: (a + c).owner.inputs[1]     # noqa: E731
+    assert plus(x, 0.5) is plus(x, 0.5)             # made once
+    pz, nz = plus(x, 0.0), plus(x, -0.0)
+    assert pz is not nz and np.signbit(nz.data).all() and not np.signbit(pz.data).any()
+    assert plus(i8, 1).type.dtype == "int8" and plus(x, 1).type.dtype == "float64"
+    assert plus(x, True) is not plus(x, 1)
+    assert plus(vt.dmatrix("m"), 0.5).type.ndim == 2

@@ -432,3 +432,61 @@ def test_outlined_math_gives_the_same_bits_as_inlined(dtype, monkeypatch):
     assert tables[0] is not tables[1]          # two libraries, not one found twice
     for op, a, b in zip(ops, got[10 ** 9], got[1]):
         np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"), err_msg=op)
+
+
+def _chain_spec(n_ops, dtype="float64"):
+    """``n_ops`` ops cycling *x, +0.1, tanh, -r over x (2-D) and r (one value per
+    row); outputs the last value and, cast to float32, the tenth."""
+    body, prev = [], "i0"
+    for m in range(n_ops):
+        op, args = [("mul", (prev, "i0")), ("add", (prev, "c0")), ("tanh", (prev,)),
+                    ("sub", (prev, "i1"))][m % 4]
+        body.append((f"t{m}", op, args, dtype))
+        prev = f"t{m}"
+    return KernelSpec(inputs=((dtype, (False, False)), (dtype, (False, True))),
+                      body=tuple(body), constants=(("c0", 0.1, dtype),),
+                      outputs=((prev, dtype), ("t9", "float32")))
+
+
+def _chain_numpy(x, r, n_ops):
+    y, tenth = x, None
+    for m in range(n_ops):
+        y = [lambda v: v * x, lambda v: v + 0.1, np.tanh, lambda v: v - r][m % 4](y)
+        tenth = y.astype(np.float32) if m == 9 else tenth
+    return y, tenth
+
+
+@pytest.mark.parametrize("cols", [0, 1, 7, 8, 9, 203])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_block_form_gives_the_row_loops_bits(cols, layout, monkeypatch):
+    # a kernel too big for GCC to inline runs vectorized blocks of BLOCK_LANES elements
+    # (the tail padded, strided data gathered): the same operations, so the same bits
+    from vmc.thunks.cgen import elemwise
+    n_ops = 120
+    spec = _chain_spec(n_ops)
+    rng = np.random.default_rng(cols)
+    x = rng.standard_normal((3, cols * 3 if layout == "strided" else cols))
+    x = x[:, ::3] if layout == "strided" else x
+    r = rng.standard_normal((3, 1))
+    got = {}
+    for limit in (10 ** 9, 1):
+        monkeypatch.setattr(elemwise, "BLOCK_MIN_OPS", limit)
+        assert ("_blk(" in elemwise.module_source([spec])[0]) == (limit == 1)
+        got[limit] = run(build_kernels([spec])[0], x, r, n_out=2)
+    for a, b in zip(got[10 ** 9], got[1]):
+        np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
+    want = _chain_numpy(x, r, n_ops)
+    np.testing.assert_allclose(got[1][0], want[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(got[1][1], want[1])
+
+
+def test_block_form_in_place_writes_into_the_dying_input():
+    import dataclasses
+    spec = dataclasses.replace(_chain_spec(120), inplace=((0, 0),))
+    x = np.random.default_rng(1).standard_normal((4, 37))
+    r = np.random.default_rng(2).standard_normal((4, 1))
+    want = _chain_numpy(x, r, 120)
+    xc = x.copy()
+    got = run(build_kernels([spec])[0], xc, r, n_out=2)
+    assert got[0] is xc
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-14)

@@ -236,12 +236,12 @@ def compile_module(sources: str, name_hint: str = "mod"):
                      lambda name: PRELUDE + sources + POSTLUDE.replace("@NAME@", name))
 
 
-def cached_library(alias: str, make_source, name_hint: str, load):
+def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=()):
     """Compile (or fetch) the plain C of ``make_source()`` into a shared library
     and return ``load(path)`` (which raises ImportError or OSError for an unusable
     file), without calling ``make_source`` when an earlier process recorded which
     entry ``alias`` stands for: generating a large module's C costs more than
-    loading it.
+    loading it. ``extra_flags`` follow the usual flags (a later -O wins).
 
     ``alias`` must determine the source: the caller hashes its inputs and its
     generator's code. It is keyed like a source (compiler, flags, headers,
@@ -251,7 +251,7 @@ def cached_library(alias: str, make_source, name_hint: str, load):
     cc = compiler()
     if cc is None:
         raise CompileError("no C compiler found (set CC)")
-    flags = compile_flags()
+    flags = compile_flags() + list(extra_flags)
     record = compiledir() / f"{PREFIX}alias_{_key('alias', alias, cc, flags)[:40]}"
     try:
         key = record.read_text()

@@ -462,7 +462,7 @@ def test_block_form_gives_the_row_loops_bits(cols, layout, monkeypatch):
     # a kernel too big for GCC to inline runs vectorized blocks of BLOCK_LANES elements
     # (the tail padded, strided data gathered): the same operations, so the same bits
     from vmc.thunks.cgen import elemwise
-    n_ops = 120
+    n_ops = 140
     spec = _chain_spec(n_ops)
     rng = np.random.default_rng(cols)
     x = rng.standard_normal((3, cols * 3 if layout == "strided" else cols))
@@ -482,10 +482,12 @@ def test_block_form_gives_the_row_loops_bits(cols, layout, monkeypatch):
 
 def test_block_form_in_place_writes_into_the_dying_input():
     import dataclasses
-    spec = dataclasses.replace(_chain_spec(120), inplace=((0, 0),))
+    from vmc.thunks.cgen import elemwise
+    spec = dataclasses.replace(_chain_spec(140), inplace=((0, 0),))
+    assert elemwise.block_form(spec)
     x = np.random.default_rng(1).standard_normal((4, 37))
     r = np.random.default_rng(2).standard_normal((4, 1))
-    want = _chain_numpy(x, r, 120)
+    want = _chain_numpy(x, r, 140)
     xc = x.copy()
     got = run(build_kernels([spec])[0], xc, r, n_out=2)
     assert got[0] is xc

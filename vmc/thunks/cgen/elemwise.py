@@ -39,13 +39,15 @@ OUTLINE_MIN_CALLS = 64
 _MATH_FNS = frozenset(re.findall(r"^VMC_MATHFN (?:double|float) (\w+)\(",
                                  (Path(__file__).parent / "vmc_math.h").read_text(), re.M))
 _CALL = re.compile(r"\b(vmc_\w+)\(")
-# A kernel of at least this many ops is too big for GCC to inline its expression
-# into the row loop, which then runs it one element at a time: such a kernel
-# runs blocks of BLOCK_LANES elements through one vectorized function instead
-# (the tail and strided data padded into a block), compiled in a library of its
-# own at -O1 with loop vectorization. A 999-op chain: 10 ms -> 3.9 ms on
-# float64[1000], and gcc 0.18 -> 0.21 s (-O3: 0.28 s).
-BLOCK_MIN_OPS = 96
+# A kernel of more ops than about 130 is too big for GCC (12) to inline its
+# expression into the row loop, which then runs one element at a time (a chain
+# of *x, +0.1, tanh, -r: 1.2 ns per element and op up to 128 ops, 9.4 ns from
+# 144, with math inlined or not). Such a kernel runs blocks of BLOCK_LANES
+# elements through one vectorized function instead (the tail and strided data
+# padded into a block), compiled in a library of its own at -O1 with loop
+# vectorization and vmc_math's vector clones: 3.4 ns per element and op. A
+# 999-op chain on float64[1000]: 10 ms -> 3.9 ms, gcc 0.18 -> 0.21 s (-O3: 0.28 s).
+BLOCK_MIN_OPS = 136
 BLOCK_LANES = 8
 BLOCK_FLAGS = ("-O1", "-ftree-loop-vectorize")
 LANES = 8                      # partial accumulators of a row reduction
@@ -422,7 +424,10 @@ def module_source(specs, reuse_max: int = REUSE_MAX_BYTES) -> tuple[str, list]:
     parts.append(f"VMC_KERNEL_TABLE = {{{descs}NULL}};\n")
     body = "".join(parts)
     calls = sum(1 for name in _CALL.findall(body) if name in _MATH_FNS)
-    outline = "#define VMC_OUTLINE_MATH\n" if calls >= OUTLINE_MIN_CALLS else ""
+    # block-form kernels are compiled at -O1, which inlines no math: they need the
+    # vector clones
+    many = calls >= OUTLINE_MIN_CALLS or any(block_form(s) for s in distinct)
+    outline = "#define VMC_OUTLINE_MATH\n" if many else ""
     return f"{outline}#include \"vmc_elemwise.h\"\n{body}", index
 
 

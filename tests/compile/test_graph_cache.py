@@ -166,3 +166,21 @@ def test_a_second_process_reuses_the_optimized_graph(tmp_path):
         y = np.tanh(y * xv + 0.1) if i % 2 else y - xv
     np.testing.assert_allclose(eval(out1), y, rtol=1e-14)
     assert out0 == out1
+
+
+def test_large_constants_are_not_cached(fresh):
+    x = vt.dvector("x")
+    big = np.arange(float(graph_cache.MAX_CONSTANT_BYTES // 8 + 1))
+    f = vmc.function([x], x[:3] + vt.constant(big)[:3])
+    assert fresh() == {"hits": 0, "misses": 0, "uncached": 1}
+    np.testing.assert_array_equal(f(np.ones(3)), [1.0, 2.0, 3.0])
+
+
+def test_memory_level_keeps_the_newest_within_its_budget(fresh, monkeypatch):
+    monkeypatch.setattr(graph_cache, "MEMORY_BYTES", 1)       # room for one graph
+    _affine(2.0)
+    _affine(3.0)
+    assert len(graph_cache._memory) == 1
+    _affine(3.0)                                              # from memory
+    _affine(2.0)                                              # from the directory
+    assert fresh() == {"hits": 2, "misses": 2, "uncached": 0}

@@ -25,6 +25,7 @@ import io
 import os
 import pickle
 import sys
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -37,8 +38,11 @@ from vmc.graph.basic import Apply, Constant, SharedVariable, Variable
 from vmc.graph.fgraph import FunctionGraph
 from vmc.graph.traversal import toposort
 
-MEMORY_ENTRIES = 256           # optimized graphs kept in this process, newest last
+MEMORY_BYTES = 64 << 20        # optimized graphs kept in this process, newest last
+MAX_CONSTANT_BYTES = 1 << 20   # a graph with more constant data is not cached
 _memory: OrderedDict = OrderedDict()
+_memory_bytes = 0
+_lock = threading.Lock()
 _code: list = []               # the digest of vmc's Python code, once per process
 stats = {"hits": 0, "misses": 0, "uncached": 0}     # this process's lookups
 
@@ -97,6 +101,7 @@ def _flatten(inputs, outputs, order, n_user, updated, position=None):
     graph refers to the user graph's numbering."""
     number, spos = {}, {}
     records, shareds = [], []
+    const_bytes = 0
     for v in inputs:
         number[v] = len(number)
         records.append(("in", type(v), v.type, v.name))
@@ -105,6 +110,10 @@ def _flatten(inputs, outputs, order, n_user, updated, position=None):
         n = number.get(v)
         if n is None:
             if isinstance(v, Constant):
+                nonlocal const_bytes
+                const_bytes += v.data.nbytes
+                if const_bytes > MAX_CONSTANT_BYTES:      # a key and an entry that big
+                    raise Uncacheable("more constant data than MAX_CONSTANT_BYTES")
                 records.append(("const", type(v), v.type, v.data, v.name))
             elif isinstance(v, SharedVariable):
                 k = len(shareds) if position is None else position.get(v)
@@ -187,6 +196,8 @@ def _key(inputs, outputs, order, n_user, updated, mode):
     from vmc.opt.rewriting import REGISTRY
     if not config.graph_cache or config.print_rewrites or config.check_graph:
         return None, None             # those ask for the passes to run
+    if config.device != "cpu":
+        return None, None             # GPU ops may hold device state
     mode = get_mode(mode)
     if (mode.optimizer is None and not mode.include) or \
             REGISTRY.foreign_enabled(mode.include, mode.exclude):
@@ -214,7 +225,9 @@ def _code_digest() -> str:
         for d, subdirs, names in os.walk(root):      # os.walk: a fifth of Path.rglob's time
             subdirs.sort()
             files += [os.path.join(d, n) for n in sorted(names) if n.endswith(".py")]
-        h = hashlib.sha256(f"{np.__version__}\0{sys.version}\0".encode())
+        scipy = sys.modules.get("scipy")      # constant folding calls scipy.special
+        versions = f"{np.__version__}\0{getattr(scipy, '__version__', '')}\0{sys.version}"
+        h = hashlib.sha256(versions.encode() + b"\0")
         for p in files:
             st = os.stat(p)
             h.update(f"{p[len(root):]}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
@@ -230,10 +243,11 @@ def _path(key: str) -> Path:
 
 
 def _lookup(key: str):
-    blob = _memory.get(key)
-    if blob is not None:
-        _memory.move_to_end(key)
-        return blob
+    with _lock:
+        blob = _memory.get(key)
+        if blob is not None:
+            _memory.move_to_end(key)
+            return blob
     try:
         blob = _path(key).read_bytes()
     except OSError:
@@ -245,7 +259,7 @@ def _lookup(key: str):
 def _store(key: str, blob: bytes) -> None:
     _remember(key, blob)
     path = _path(key)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(blob)
@@ -253,17 +267,26 @@ def _store(key: str, blob: bytes) -> None:
 
 
 def _remember(key: str, blob: bytes) -> None:
-    _memory[key] = blob
-    while len(_memory) > MEMORY_ENTRIES:
-        _memory.popitem(last=False)
+    global _memory_bytes
+    with _lock:
+        old = _memory.pop(key, None)
+        _memory[key] = blob
+        _memory_bytes += len(blob) - (len(old) if old is not None else 0)
+        while _memory_bytes > MEMORY_BYTES and len(_memory) > 1:
+            _memory_bytes -= len(_memory.popitem(last=False)[1])
 
 
 def _forget(key: str) -> None:
-    _memory.pop(key, None)
+    global _memory_bytes
+    with _lock:
+        _memory_bytes -= len(_memory.pop(key, b""))
     with contextlib.suppress(OSError):
         _path(key).unlink()
 
 
 def clear_memory() -> None:
     """Forget this process's optimized graphs (``python -m vmc cache clear`` does too)."""
-    _memory.clear()
+    global _memory_bytes
+    with _lock:
+        _memory.clear()
+        _memory_bytes = 0

@@ -200,67 +200,87 @@ class _Groups:
                 push(cand)
         self.members[gid] = members
 
-    # phase 2: absorb producer groups (several outputs) when no cycle results
+    # phase 2: absorb producer groups (several outputs) when no cycle results.
+    # On the graph of groups (a node outside every group stands for itself),
+    # kept as successor and predecessor sets: an absorption costs the two
+    # groups' degrees, not their sizes (a 4000-step gradient chain was quadratic).
     def merge_producers(self):
-        for gid in sorted(self.members, key=lambda g: max(self.pos[n] for n in self.members[g])):
+        succ, pred = self._quotient()
+        lo, hi = {}, {}
+        for n, i in self.pos.items():
+            g = self.of.get(n, n)
+            lo[g] = min(lo.get(g, i), i)
+            hi[g] = max(hi.get(g, i), i)
+        for gid in sorted(self.members, key=hi.__getitem__):
             if gid not in self.members:
                 continue
+            root = self.members[gid][0]
             changed = True
             while changed:
                 changed = False
-                for pid in self._producers(gid):
-                    if not self._other_path(pid, gid):
-                        self._absorb(gid, pid)
+                cands = sorted(p for p in pred[gid] if type(p) is int and
+                               self.compatible(self.members[p][0], root))
+                for pid in cands:
+                    if not _other_path(succ, lo, pid, gid, hi[gid]):
+                        self._absorb(gid, pid, succ, pred, lo, hi)
                         changed = True
                         break
+        for g, members in self.members.items():
+            for n in members:
+                self.of[n] = g
 
-    def _producers(self, gid):
-        out = []
-        root = self.members[gid][0]
-        for n in self.members[gid]:
+    def _quotient(self):
+        succ, pred = {}, {}
+        for n in self.pos:
+            g = self.of.get(n, n)
+            succ.setdefault(g, set())
+            pred.setdefault(g, set())
+        for n in self.pos:
+            g = self.of.get(n, n)
             for v in n.inputs:
                 p = v.owner
-                pid = self.of.get(p)
-                if pid is not None and pid != gid and pid not in out and \
-                        self.compatible(p, root):
-                    out.append(pid)
-        return out
+                if p is not None and p in self.pos:
+                    gp = self.of.get(p, p)
+                    if gp != g:
+                        succ[gp].add(g)
+                        pred[g].add(gp)
+        return succ, pred
 
-    def _gid(self, node):
-        return self.of.get(node, node)
+    def _absorb(self, gid, pid, succ, pred, lo, hi):
+        # the smaller member list moves (a chain of absorptions stays linear);
+        # ``of`` is brought up to date once, after the merging
+        small, big = sorted((self.members.pop(pid), self.members[gid]), key=len)
+        big.extend(small)
+        self.members[gid] = big
+        lo[gid], hi[gid] = min(lo[gid], lo.pop(pid)), max(hi[gid], hi.pop(pid))
+        for s in succ.pop(pid):
+            pred[s].discard(pid)
+            if s != gid:
+                pred[s].add(gid)
+                succ[gid].add(s)
+        for p in pred.pop(pid):
+            succ[p].discard(pid)
+            if p != gid:
+                succ[p].add(gid)
+                pred[gid].add(p)
 
-    def _succ(self, g):
-        nodes = self.members[g] if g in self.members else [g]
-        out = set()
-        for n in nodes:
-            for r in self.readers(n):
-                if r != "output":
-                    out.add(self._gid(r))
-        out.discard(g)
-        return out
 
-    def _other_path(self, pid, gid):
-        """True when ``gid`` is reachable from ``pid`` other than directly."""
-        limit = max(self.pos[n] for n in self.members[gid])
-        stack = [s for s in self._succ(pid) if s != gid]
-        seen = set(stack)
-        while stack:
-            g = stack.pop()
-            nodes = self.members[g] if g in self.members else [g]
-            if min(self.pos[n] for n in nodes) > limit:
-                continue
-            for s in self._succ(g):
-                if s == gid:
-                    return True
-                if s not in seen:
-                    seen.add(s)
-                    stack.append(s)
-        return False
-
-    def _absorb(self, gid, pid):
-        for n in self.members.pop(pid):
-            self.of[n] = gid
-            self.members[gid].append(n)
+def _other_path(succ, lo, pid, gid, limit):
+    """True when ``gid`` is reachable from ``pid`` other than directly: a path
+    through a group or node placed after ``gid``'s last node cannot come back."""
+    stack = [g for g in succ[pid] if g != gid]
+    seen = set(stack)
+    while stack:
+        g = stack.pop()
+        if lo[g] > limit:
+            continue
+        for t in succ[g]:
+            if t == gid:
+                return True
+            if t not in seen:
+                seen.add(t)
+                stack.append(t)
+    return False
 
 
 def fusion_pass(fgraph, mode=None):

@@ -10,8 +10,10 @@ mean the same rewrites ran on the same graph, so the cached result is exactly
 what optimizing would give. The value is the optimized graph in the same flat
 form: the function's inputs and shared variables are referred to by position
 and rebound to the caller's on load, so a hit updates the caller's shared
-variables. A graph holding a nested graph (scan, an op over a subgraph), an op
-or a rewrite from outside vmc is not cached (its code is not in the digest).
+variables. Not cached: a graph holding a nested graph (a scan: its body is
+cached on its own), an op from outside vmc, or more than MAX_CONSTANT_BYTES of
+constants; a mode that enables a rewrite from outside vmc (their code is not
+in the digest); a GPU device; ``config.print_rewrites`` or ``check_graph``.
 
 Two levels: this process's memory, then ``config.compiledir`` (entries
 ``vmcg_graph_<key>.pkl``, written atomically), which ``python -m vmc cache``

@@ -252,44 +252,50 @@ def _block_loops(k, spec, nm, modes):
     element (a value the op takes: no division by a made-up zero); the strided
     loop gathers blocks. Row-scalar inputs are spread over a block once."""
     L, nin = BLOCK_LANES, len(spec.inputs)
-    ins = [nm.ctype(f"i{j}") for j in range(nin)]
-    outs = _out_types(spec)
+    ins, outs = [nm.ctype(f"i{j}") for j in range(nin)], _out_types(spec)
+    params = ([f"const {t} *restrict A{j}" for j, t in enumerate(ins)]
+              + [f"{t} *restrict B{q}" for q, t in enumerate(outs)])
     call = ", ".join([f"A{j}[l]" for j in range(nin)] + [f"B{q} + l" for q in range(len(outs))])
-    src = ("__attribute__((noinline)) static void "
-           f"{k}_blk({', '.join([f'const {t} *restrict A{j}' for j, t in enumerate(ins)] + [f'{t} *restrict B{q}' for q, t in enumerate(outs)])}) {{\n"
+    src = (f"__attribute__((noinline)) static void {k}_blk({', '.join(params)}) {{\n"
            f"    for (int l = 0; l < {L}; l++) {k}_exact({call});\n}}\n")
-    bufs = "".join(f"        {t} A{j}[{L}];\n" for j, t in enumerate(ins)) + \
-        "".join(f"        {t} B{q}[{L}];\n" for q, t in enumerate(outs))
-    # row: pointer inputs go in place, row scalars as a block of copies
-    spread = "".join(f"    {t} S{j}[{L}];\n    for (int l = 0; l < {L}; l++) S{j}[l] = X{j};\n"
-                     for j, t in enumerate(ins) if modes[j])
-    at = lambda j, i: f"S{j}" if modes[j] else f"P{j} + {i}"    # noqa: E731
-    full = ", ".join([at(j, "i") for j in range(nin)] + [f"Q{q} + i" for q in range(len(outs))])
-    tail = ", ".join([f"S{j}" if modes[j] else f"A{j}" for j in range(nin)]
-                     + [f"B{q}" for q in range(len(outs))])
-    body = (spread + "    npy_intp i = 0;\n"
-            f"    for (; i + {L} <= n; i += {L}) {k}_blk({full});\n"
-            "    if (i < n) {\n" + bufs
-            + "".join(f"        for (int l = 0; l < {L}; l++) A{j}[l] = P{j}[i + l < n ? i + l : i];\n"
-                      for j in range(nin) if not modes[j])
-            + f"        {k}_blk({tail});\n"
-            + "".join(f"        for (int l = 0; i + l < n; l++) Q{q}[i + l] = B{q}[l];\n"
-                      for q in range(len(outs)))
-            + "    }\n")
-    src += _row_fn(k, "row", spec, nm, modes, body)
-    src += (f"static void {k}_strided(npy_intp n, char **p, const npy_intp *s) {{\n"
-            f"    for (npy_intp i = 0; i < n; i += {L}) {{\n" + bufs
-            + f"        for (int l = 0; l < {L}; l++) {{\n"
-            "            const npy_intp e = i + l < n ? i + l : i;\n"
-            + "".join(f"            A{j}[l] = *(const {t} *)(p[{j}] + e * s[{j}]);\n"
-                      for j, t in enumerate(ins))
-            + "        }\n"
-            + f"        {k}_blk({', '.join([f'A{j}' for j in range(nin)] + [f'B{q}' for q in range(len(outs))])});\n"
-            + "".join(f"        for (int l = 0; l < {L} && i + l < n; l++) "
-                      f"*({t} *)(p[{nin + q}] + (i + l) * s[{nin + q}]) = B{q}[l];\n"
-                      for q, t in enumerate(outs))
-            + "    }\n}\n")
-    return src
+    bufs = ("".join(f"        {t} A{j}[{L}];\n" for j, t in enumerate(ins))
+            + "".join(f"        {t} B{q}[{L}];\n" for q, t in enumerate(outs)))
+    return (src + _row_fn(k, "row", spec, nm, modes, _block_row(k, ins, outs, modes, bufs))
+            + _block_strided(k, ins, outs, bufs))
+
+
+def _block_row(k, ins, outs, modes, bufs):
+    """The row loop's body: pointer inputs are passed in place, row scalars as
+    a block of copies; the tail goes through the buffers."""
+    L, nin, nq = BLOCK_LANES, len(ins), range(len(outs))
+    body = "".join(f"    {t} S{j}[{L}];\n    for (int l = 0; l < {L}; l++) S{j}[l] = X{j};\n"
+                   for j, t in enumerate(ins) if modes[j])
+    full = [f"S{j}" if modes[j] else f"P{j} + i" for j in range(nin)] + [f"Q{q} + i" for q in nq]
+    tail = [f"S{j}" if modes[j] else f"A{j}" for j in range(nin)] + [f"B{q}" for q in nq]
+    body += (f"    npy_intp i = 0;\n    for (; i + {L} <= n; i += {L}) "
+             f"{k}_blk({', '.join(full)});\n    if (i < n) {{\n" + bufs)
+    body += "".join(f"        for (int l = 0; l < {L}; l++) "
+                    f"A{j}[l] = P{j}[i + l < n ? i + l : i];\n" for j in range(nin) if not modes[j])
+    body += f"        {k}_blk({', '.join(tail)});\n"
+    body += "".join(f"        for (int l = 0; i + l < n; l++) Q{q}[i + l] = B{q}[l];\n" for q in nq)
+    return body + "    }\n"
+
+
+def _block_strided(k, ins, outs, bufs):
+    """The strided loop: gather a block, run it, scatter what is inside ``n``."""
+    L, nin = BLOCK_LANES, len(ins)
+    args = [f"A{j}" for j in range(nin)] + [f"B{q}" for q in range(len(outs))]
+    src = (f"static void {k}_strided(npy_intp n, char **p, const npy_intp *s) {{\n"
+           f"    for (npy_intp i = 0; i < n; i += {L}) {{\n" + bufs
+           + f"        for (int l = 0; l < {L}; l++) {{\n"
+           "            const npy_intp e = i + l < n ? i + l : i;\n")
+    src += "".join(f"            A{j}[l] = *(const {t} *)(p[{j}] + e * s[{j}]);\n"
+                   for j, t in enumerate(ins))
+    src += f"        }}\n        {k}_blk({', '.join(args)});\n"
+    src += "".join(f"        for (int l = 0; l < {L} && i + l < n; l++) "
+                   f"*({t} *)(p[{nin + q}] + (i + l) * s[{nin + q}]) = B{q}[l];\n"
+                   for q, t in enumerate(outs))
+    return src + "    }\n}\n"
 
 
 def _reduce_loops(k, spec, nm, modes):

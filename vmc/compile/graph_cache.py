@@ -39,6 +39,7 @@ from vmc.graph import basic
 from vmc.graph.basic import Apply, Constant, SharedVariable, Variable
 from vmc.graph.fgraph import FunctionGraph
 from vmc.graph.traversal import toposort
+from vmc.thunks.cgen.cache import PREFIX, compiledir, write_atomic
 
 MEMORY_BYTES = 64 << 20        # optimized graphs kept in this process, newest last
 MAX_CONSTANT_BYTES = 1 << 20   # a graph with more constant data is not cached
@@ -74,7 +75,7 @@ def optimized_graph(inputs, outputs, n_user, update_shared, mode, timings, optim
             except Exception:     # noqa: BLE001 - a stale or damaged entry is a miss
                 _forget(key)
     stats["misses" if key is not None else "uncached"] += 1
-    fg = FunctionGraph(inputs, outputs, clone=True)
+    fg = FunctionGraph(inputs, outputs, clone=True, order=order)
     fg.n_user_outputs = n_user
     fg.update_shared = list(update_shared)
     if timings is not None:
@@ -240,7 +241,6 @@ def _code_digest() -> str:
 # -- storage ---------------------------------------------------------------------------------
 
 def _path(key: str) -> Path:
-    from vmc.thunks.cgen.cache import PREFIX, compiledir
     return compiledir() / f"{PREFIX}graph_{key[:40]}.pkl"
 
 
@@ -261,11 +261,9 @@ def _lookup(key: str):
 def _store(key: str, blob: bytes) -> None:
     _remember(key, blob)
     path = _path(key)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        write_atomic(path, blob)
 
 
 def _remember(key: str, blob: bytes) -> None:

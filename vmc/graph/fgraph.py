@@ -11,9 +11,11 @@ from .traversal import clone_along, toposort
 
 
 class FunctionGraph:
-    def __init__(self, inputs, outputs, clone=True):
+    def __init__(self, inputs, outputs, clone=True, order=None):
+        """``order``: ``toposort(outputs, blockers=inputs)`` when the caller has it."""
         inputs, outputs = list(inputs), list(outputs)
-        order = toposort(outputs, blockers=inputs)
+        if order is None:
+            order = toposort(outputs, blockers=inputs)
         if clone:
             memo = clone_along(order, inputs, outputs, copy_inputs=True)
             self.equiv = memo

@@ -266,11 +266,17 @@ def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=()
     key = _key("library", sources, cc, flags)
     mod = _compiled_by_key("library", key, name_hint, ".so", lambda name, so: load(str(so)),
                            lambda name: sources, cc, flags)
-    tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
     with contextlib.suppress(OSError):
-        tmp.write_text(key)
-        os.replace(tmp, record)
+        write_atomic(record, key.encode())
     return mod
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or all of
+    the new one (a temporary file per process and thread, then a rename)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _compiled(kind, sources, name_hint, suffix, load, full_source):

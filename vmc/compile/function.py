@@ -2,8 +2,11 @@
 
 The pipeline, one plain step each::
 
-    user graph --prepare--> FunctionGraph --optimize--> FunctionGraph
+    user graph --prepare--> checked graph --optimize--> FunctionGraph
                --schedule--> Program --VM--> Function
+
+Optimizing goes through the optimized-graph cache (``graph_cache``): a graph
+optimized before is rebuilt instead of rewritten.
 
 ``Function`` is the VM itself (a subclass of the Cython ``VM`` or of the
 Python ``PyCallVM``), so a call goes straight into the VM's call path.

@@ -205,12 +205,7 @@ class _Groups:
     # kept as successor and predecessor sets: an absorption costs the two
     # groups' degrees, not their sizes (a 4000-step gradient chain was quadratic).
     def merge_producers(self):
-        succ, pred = self._quotient()
-        lo, hi = {}, {}
-        for n, i in self.pos.items():
-            g = self.of.get(n, n)
-            lo[g] = min(lo.get(g, i), i)
-            hi[g] = max(hi.get(g, i), i)
+        succ, pred, lo, hi = self._quotient()
         for gid in sorted(self.members, key=hi.__getitem__):
             if gid not in self.members:
                 continue
@@ -230,13 +225,13 @@ class _Groups:
                 self.of[n] = g
 
     def _quotient(self):
-        succ, pred = {}, {}
-        for n in self.pos:
+        """The graph of groups: successors, predecessors, first and last positions."""
+        succ, pred, lo, hi = {}, {}, {}, {}
+        for n, i in self.pos.items():         # in order: producers come first
             g = self.of.get(n, n)
-            succ.setdefault(g, set())
-            pred.setdefault(g, set())
-        for n in self.pos:
-            g = self.of.get(n, n)
+            if g not in succ:
+                succ[g], pred[g], lo[g] = set(), set(), i
+            hi[g] = i
             for v in n.inputs:
                 p = v.owner
                 if p is not None and p in self.pos:
@@ -244,7 +239,7 @@ class _Groups:
                     if gp != g:
                         succ[gp].add(g)
                         pred[g].add(gp)
-        return succ, pred
+        return succ, pred, lo, hi
 
     def _absorb(self, gid, pid, succ, pred, lo, hi):
         # the smaller member list moves (a chain of absorptions stays linear);

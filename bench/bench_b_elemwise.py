@@ -1,7 +1,9 @@
 """B. Elementwise throughput on long vectors, float64 and float32.
 
 Cases: ``exp(-x*x)*y + tanh(z)*0.5`` (compute-bound: two transcendentals) and
-``x*y + z*0.5`` (memory-bound), 10M elements (1M with --quick). ``np.copyto`` of one such
+``x*y + z*0.5`` (memory-bound), 10M elements (1M with --quick); and one call of the 999-op
+chain of E (``*x``, ``+0.1``, ``tanh``, ``-x`` cycling) on float64[1000]: one kernel too big
+for GCC to inline, so vmc runs it in vectorized blocks. ``np.copyto`` of one such
 vector is the bandwidth reference: ``GB/s`` counts the bytes an expression must move (three
 inputs read, one output written), ``of copy`` divides that by copyto's GB/s (bytes read and
 written) of the same dtype. Every impl allocates its output, as a call returning a new array
@@ -20,6 +22,7 @@ BLURB = ("vmc's targets (issue 4): `exp(-x*x)*y + tanh(z)*0.5` at most 0.8x JAX'
          "float64 and float32; `x*y + z*0.5` in float64 at least 0.9x of np.copyto's bandwidth.")
 COLUMNS = ("GB/s", "of copy")
 DTYPES = ("float64", "float32")
+CHAIN_OPS, CHAIN_N = 999, 1000
 
 
 def size(cfg) -> int:
@@ -52,6 +55,10 @@ def cases(cfg) -> list:
                         all_elementwise_impls(axpy, [x, y, z], ["x", "y", "z"],
                                               "x*y + z*half", half),
                         meta={"bytes": 4 * n * item, "dtype": dt}))
+    x = np.random.default_rng(3).standard_normal(CHAIN_N)
+    chain = lambda m, x: models.chain(x, CHAIN_OPS, m.tanh)                  # noqa: E731
+    out.append(Case(f"{CHAIN_OPS}-op chain float64 n={CHAIN_N}", lambda: chain(np, x),
+                    all_elementwise_impls(chain, [x], ["x"], None)))
     return out
 
 

@@ -23,6 +23,12 @@ DIRECTIVES = {
 }
 
 
+# As for the generated kernels (vmc/thunks/cgen/cache.py): no errno and no traps let
+# vmc_math.h's selects if-convert, so its loops vectorize; no contraction keeps numpy's
+# rounding. Never -ffast-math.
+MATH_FLAGS = ["-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+
+
 def extensions():
     exts = []
     for pyx in sorted(Path("vmc").rglob("*.pyx")):
@@ -31,7 +37,7 @@ def extensions():
             name, [str(pyx)],
             include_dirs=[np.get_include(), str(pyx.parent)],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+            extra_compile_args=(["-O3"] if not DEBUG else ["-O0", "-g"]) + MATH_FLAGS,
         ))
     return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True) + [ew_runtime()]
 
@@ -48,7 +54,7 @@ def ew_runtime():
         include_dirs=[np.get_include(), str(cgen), str(cgen.parent)],
         depends=[str(h) for d in (cgen, cgen.parent) for h in sorted(d.glob("*.h"))],
         define_macros=[("VMC_HEADERS_DIGEST", f'"{headers.headers_digest()}"')],
-        extra_compile_args=["-O2", "-Wno-unused-function", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"],
+        extra_compile_args=["-O2", "-Wno-unused-function"] + MATH_FLAGS,
     )
 
 

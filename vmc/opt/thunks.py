@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 
 from vmc.tensor.elemwise import Elemwise
-from vmc.tensor.math import CAReduce, Dot
+from vmc.tensor.math import CAReduce, Dot, normalize_axis
+from vmc.tensor.nnet import LogSoftmax, Softmax
 from vmc.thunks.registry import register, register_c_builder
 
 from .blas import BLAS_DTYPES, Gemm, Gemv, Ger
@@ -102,12 +103,24 @@ def blas_c_builder(items):
 
 
 # -- softmax + cross-entropy -----------------------------------------------------------
+def _check_targets(op, y, k, x_shape):
+    """Targets must index a class: numpy would wrap a negative one silently."""
+    if y.size and (y.min() < 0 or y.max() >= k):
+        i = int(np.flatnonzero((y < 0) | (y >= k))[0])
+        raise ValueError(f"{op}: target {y[i]} of row {i} is outside [0, {k}) (logits of "
+                         f"shape {x_shape})")
+
+
 @register(CrossentropySoftmaxArgmax)
 def crossentropy_softmax_thunk(node, destroyable):
     def thunk(x, y):
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"crossentropy_softmax: {x.shape[0]} rows of logits but "
-                             f"{y.shape[0]} targets")
+                             f"{y.shape[0]} targets (shapes {x.shape} and {y.shape})")
+        if x.shape[1] == 0:
+            raise ValueError(f"crossentropy_softmax: logits of shape {x.shape} have no "
+                             f"classes")
+        _check_targets("crossentropy_softmax", y, x.shape[1], x.shape)
         am = np.argmax(x, axis=1)
         m = x[np.arange(x.shape[0]), am][:, None]
         e = np.exp(x - m)
@@ -126,11 +139,52 @@ def crossentropy_softmax_dx_thunk(node, destroyable):
         if sm.shape[0] != y.shape[0] or g.shape[0] not in (1, y.shape[0]):
             raise ValueError(f"crossentropy_softmax_dx: shapes {g.shape}, {sm.shape}, "
                              f"{y.shape} do not match")
+        _check_targets("crossentropy_softmax_dx", y, sm.shape[1], sm.shape)
         out = sm if inplace and sm.flags.writeable else sm.copy()
         out *= g[:, None]
         out[np.arange(sm.shape[0]), y] -= g
         return out
     return thunk
+
+
+def _nnet_c_thunk(_nnet, node, destroyable):
+    """The ``vmc.thunks._nnet`` thunk of a node, or None where it does not apply."""
+    op = node.op
+    if isinstance(op, CrossentropySoftmaxDx):
+        dtype = node.inputs[1].type.dtype
+    else:
+        dtype = node.inputs[0].type.dtype
+    if dtype not in BLAS_DTYPES:
+        return None
+    if isinstance(op, CrossentropySoftmaxArgmax):
+        return _nnet.crossentropy_softmax_thunk(dtype)
+    if isinstance(op, CrossentropySoftmaxDx):
+        return _nnet.crossentropy_softmax_dx_thunk(dtype, 1 in destroyable)
+    ndim = node.inputs[0].type.ndim
+    if ndim > 2 or normalize_axis(op.axis, ndim, "softmax") != (ndim - 1,):
+        return None
+    make = _nnet.log_softmax_thunk if isinstance(op, LogSoftmax) else _nnet.softmax_thunk
+    return make(dtype, 0 in destroyable)
+
+
+@register_c_builder
+def nnet_c_builder(items):
+    """Softmax and log-softmax over the last axis, and the softmax cross-entropy
+    and its gradient, of float32/float64 through ``vmc.thunks._nnet``."""
+    try:
+        from vmc.thunks import _nnet
+    except ImportError:
+        return {}
+    built = {}
+    for pc, node, destroyable in items:
+        if isinstance(node.op, _NNET_OPS):
+            thunk = _nnet_c_thunk(_nnet, node, destroyable)
+            if thunk is not None:
+                built[pc] = thunk
+    return built
+
+
+_NNET_OPS = (CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, Softmax, LogSoftmax)
 
 
 # -- fused elementwise: numpy ---------------------------------------------------------------

@@ -10,24 +10,18 @@ misaligned) are copied first. A row-major ``C = A @ B`` is computed as the
 column-major ``C^T = B^T @ A^T``. Vectors may have any non-zero stride,
 negative ones included (BLAS's ``inc``).
 
-Outputs are new C-contiguous arrays unless the thunk is in place. A thunk
-keeps its last output in its ctx and writes into it again on the next call
-when the shape and dtype match and its reference count shows that nobody else
-holds it (so an array handed to a user is never written again); only outputs
-under ``REUSE_MAX_BYTES`` are kept, so that freeing a large intermediate
-really frees its memory.
+Outputs are new C-contiguous arrays unless the thunk is in place, reused
+from call to call as ``vmc.thunks._outputs`` describes.
 
 float32 and float64 operands of one dtype go to BLAS; any other combination
 runs through numpy with the same semantics. As in BLAS, ``beta == 0`` means
 ``Z`` is not read (a NaN there does not propagate).
 """
 cimport numpy as cnp
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from cpython.ref cimport PyObject
 from libc.limits cimport INT_MAX
-from libc.stdlib cimport calloc, free
 
-from vmc.thunks._refs cimport _incref, _refcnt, _xdecref
+from vmc.thunks._outputs cimport Ctx, cthunk, output, reg, store
 from scipy.linalg.cython_blas cimport ddot, dgemm, dgemv, dger, sdot, sgemm, sgemv, sger
 
 import numpy as np
@@ -37,8 +31,7 @@ cnp.import_array()
 cdef extern from "vmc_thunk.h":
     pass
 
-REUSE_MAX_BYTES = 256 * 1024
-cdef Py_ssize_t _REUSE_MAX = REUSE_MAX_BYTES
+from vmc.thunks._outputs import REUSE_MAX_BYTES  # noqa: F401 (part of this API)
 # Multiply-adds above which the GIL is released around the BLAS call; below,
 # releasing and re-taking it costs more than it lets other threads gain.
 cdef double _NOGIL_FLOPS = 1e5
@@ -199,79 +192,6 @@ cdef double _dot_raw(bint f32, const Vec *x, const Vec *y) noexcept nogil:
 
 # ----------------------------------------------------- outputs and checks
 
-ctypedef struct Ctx:
-    PyObject *prev      # the last output (owned), or NULL
-
-
-cdef void _free_ctx(object capsule) noexcept:
-    cdef Ctx *c = <Ctx*>PyCapsule_GetPointer(capsule, "vmc_ctx")
-    if c != NULL:
-        _xdecref(c.prev)
-        free(c)
-
-
-ctypedef PyObject *(*NewArrayFn)(int, cnp.npy_intp *, int)
-cdef NewArrayFn _block_new_array = NULL
-
-
-cdef object _new_array(int nd, cnp.npy_intp *dims, int typenum):
-    """A new C-contiguous array; large ones from the elementwise driver's cache
-    of freed blocks (vmc_blocks.h: no page faults on repeated calls, never a
-    higher peak) when it is built."""
-    cdef PyObject *o
-    cdef object result
-    if _block_new_array == NULL:
-        return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
-    o = _block_new_array(nd, dims, typenum)
-    if o == NULL:
-        raise MemoryError(f"cannot allocate an array of typenum {typenum}")
-    result = <object>o          # takes a reference of its own
-    _xdecref(o)
-    return result
-
-
-try:
-    from vmc.thunks.cgen import _ew_runtime
-    _block_new_array = <NewArrayFn>PyCapsule_GetPointer(_ew_runtime.new_array, "vmc_new_array")
-except ImportError:
-    pass
-
-
-cdef cnp.ndarray _output(Ctx *c, int nd, cnp.npy_intp *dims, int typenum):
-    """A C-contiguous array to write a result into: the last one when only
-    the ctx holds it and it fits, else a new one (kept if small)."""
-    cdef cnp.ndarray prev
-    cdef int d
-    if c.prev != NULL and _refcnt(c.prev) == 1:
-        prev = <cnp.ndarray>c.prev
-        if (prev.ndim == nd and cnp.PyArray_TYPE(prev) == typenum
-                and cnp.PyArray_ISWRITEABLE(prev)):
-            for d in range(nd):
-                if prev.shape[d] != dims[d]:
-                    break
-            else:
-                return prev
-    out = <cnp.ndarray>_new_array(nd, dims, typenum)
-    _xdecref(c.prev)
-    c.prev = NULL
-    if cnp.PyArray_NBYTES(out) <= _REUSE_MAX:
-        c.prev = <PyObject*>out
-        _incref(c.prev)
-    return out
-
-
-cdef inline object _reg(PyObject **regs, int r):
-    return <object>regs[r] if regs[r] != NULL else None
-
-
-cdef inline int _store(PyObject **regs, int r, object value) except -1:
-    cdef PyObject *old = regs[r]
-    _incref(<PyObject*>value)
-    regs[r] = <PyObject*>value
-    _xdecref(old)
-    return 0
-
-
 cdef int _blas_type(tuple arrays, tuple ndims) except -2:
     """The common typenum (NPY_FLOAT/NPY_DOUBLE) when every operand is an
     exact, native-order, non-empty ndarray of that dtype and of the given rank,
@@ -334,7 +254,7 @@ cdef object _dot(Ctx *c, x, y):
     if nda == 2 and ndb == 2:
         a, b = _mat(a, &A), _mat(b, &B)
         dims[0], dims[1] = A.rows, B.cols
-        out = _output(c, 2, dims, t)
+        out = output(c, 0, 2, dims, t)
         _as_mat(out, &C)
         if _big(<double>A.rows * A.cols * B.cols):
             with nogil:
@@ -347,12 +267,12 @@ cdef object _dot(Ctx *c, x, y):
         else:
             a, b = _mat(b, &A), _vec(a, &X)
         dims[0] = A.rows if nda == 2 else A.cols
-        out = _output(c, 1, dims, t)
+        out = output(c, 0, 1, dims, t)
         _as_vec(out, &Y)
         _gemv(f32, &A, nda == 1, &X, &Y, 1.0, 0.0)
     else:
         a, b = _vec(a, &X), _vec(b, &Y)
-        out = _output(c, 0, dims, t)
+        out = output(c, 0, 0, dims, t)
         if f32:
             (<float*>cnp.PyArray_DATA(out))[0] = <float>_dot_raw(True, &X, &Y)
         else:
@@ -362,7 +282,7 @@ cdef object _dot(Ctx *c, x, y):
 
 cdef int _dot_thunk(void *ctx, PyObject **regs, const int *ins, const int *outs) except -1:
     # regs: x, y -> np.dot(x, y)
-    return _store(regs, outs[0], _dot(<Ctx*>ctx, _reg(regs, ins[0]), _reg(regs, ins[1])))
+    return store(regs, outs[0], _dot(<Ctx*>ctx, reg(regs, ins[0]), reg(regs, ins[1])))
 
 
 # ------------------------------------------------------ gemm, gemv, ger
@@ -383,7 +303,7 @@ cdef cnp.ndarray _target(Ctx *c, bint inplace, str op, cnp.ndarray z, bint read_
         if _writable_layout(z):
             return z
         return np.array(z, order="C")
-    out = _output(c, z.ndim, z.shape, cnp.PyArray_TYPE(z))
+    out = output(c, 0, z.ndim, z.shape, cnp.PyArray_TYPE(z))
     if read_z:
         cnp.PyArray_CopyInto(out, z)
     return out
@@ -496,67 +416,50 @@ cdef object _ger_update(Ctx *c, bint inplace, m, alpha, x, y):
     return _finish(inplace, M, out)
 
 
-# The in-place flag is the ctx's second field so that one entry point per op serves both.
-ctypedef struct UpdateCtx:
-    Ctx base            # output reuse (not used in place)
-    bint inplace
-
-
 cdef int _gemm_thunk(void *ctx, PyObject **regs, const int *ins, const int *outs) except -1:
-    # regs: z, alpha, x, y, beta -> z * beta + alpha * x @ y
-    cdef UpdateCtx *c = <UpdateCtx*>ctx
-    return _store(regs, outs[0], _gemm_update(
-        &c.base, c.inplace, _reg(regs, ins[0]), _reg(regs, ins[1]), _reg(regs, ins[2]),
-        _reg(regs, ins[3]), _reg(regs, ins[4])))
+    # regs: z, alpha, x, y, beta -> z * beta + alpha * x @ y; ctx flags: in place
+    cdef Ctx *c = <Ctx*>ctx
+    return store(regs, outs[0], _gemm_update(
+        c, c.flags, reg(regs, ins[0]), reg(regs, ins[1]), reg(regs, ins[2]),
+        reg(regs, ins[3]), reg(regs, ins[4])))
 
 
 cdef int _gemv_thunk(void *ctx, PyObject **regs, const int *ins, const int *outs) except -1:
-    # regs: z, alpha, a, x, beta -> z * beta + alpha * a @ x
-    cdef UpdateCtx *c = <UpdateCtx*>ctx
-    return _store(regs, outs[0], _gemv_update(
-        &c.base, c.inplace, _reg(regs, ins[0]), _reg(regs, ins[1]), _reg(regs, ins[2]),
-        _reg(regs, ins[3]), _reg(regs, ins[4])))
+    # regs: z, alpha, a, x, beta -> z * beta + alpha * a @ x; ctx flags: in place
+    cdef Ctx *c = <Ctx*>ctx
+    return store(regs, outs[0], _gemv_update(
+        c, c.flags, reg(regs, ins[0]), reg(regs, ins[1]), reg(regs, ins[2]),
+        reg(regs, ins[3]), reg(regs, ins[4])))
 
 
 cdef int _ger_thunk(void *ctx, PyObject **regs, const int *ins, const int *outs) except -1:
-    # regs: a, alpha, x, y -> a + alpha * outer(x, y)
-    cdef UpdateCtx *c = <UpdateCtx*>ctx
-    return _store(regs, outs[0], _ger_update(
-        &c.base, c.inplace, _reg(regs, ins[0]), _reg(regs, ins[1]), _reg(regs, ins[2]),
-        _reg(regs, ins[3])))
+    # regs: a, alpha, x, y -> a + alpha * outer(x, y); ctx flags: in place
+    cdef Ctx *c = <Ctx*>ctx
+    return store(regs, outs[0], _ger_update(
+        c, c.flags, reg(regs, ins[0]), reg(regs, ins[1]), reg(regs, ins[2]),
+        reg(regs, ins[3])))
 
 
 # -------------------------------------------------------------- factories
 
-cdef object _cthunk(void *fn, bint inplace):
-    # Imported here, not at module level: vmc.compile may import the thunks.
-    from vmc.compile.program import CThunk
-    cdef UpdateCtx *c = <UpdateCtx*>calloc(1, sizeof(UpdateCtx))
-    if c == NULL:
-        raise MemoryError()
-    c.inplace = inplace
-    ctx = PyCapsule_New(c, "vmc_ctx", _free_ctx)
-    return CThunk(fn=PyCapsule_New(fn, "vmc_thunk", NULL), ctx=ctx)
-
-
 def dot_thunk():
     """``np.dot(x, y)`` for vectors and matrices (registers: x, y)."""
-    return _cthunk(<void*>_dot_thunk, False)
+    return cthunk(<void*>_dot_thunk, False)
 
 
 def gemm_thunk(bint inplace=False):
     """``z * beta + alpha * x @ y`` (registers: z, alpha, x, y, beta), into z
     when ``inplace``; alpha and beta are 0-d arrays or scalars."""
-    return _cthunk(<void*>_gemm_thunk, inplace)
+    return cthunk(<void*>_gemm_thunk, inplace)
 
 
 def gemv_thunk(bint inplace=False):
     """``z * beta + alpha * a @ x`` (registers: z, alpha, a, x, beta), into z
     when ``inplace``."""
-    return _cthunk(<void*>_gemv_thunk, inplace)
+    return cthunk(<void*>_gemv_thunk, inplace)
 
 
 def ger_thunk(bint inplace=False):
     """``a + alpha * outer(x, y)`` (registers: a, alpha, x, y), into a when
     ``inplace``."""
-    return _cthunk(<void*>_ger_thunk, inplace)
+    return cthunk(<void*>_ger_thunk, inplace)

@@ -49,7 +49,9 @@ def parse_args(argv: list) -> argparse.Namespace:
                         "full run of every group; never by default with --quick or --only)")
     p.add_argument("--threads", type=int, default=1, help="threads per peer (default 1)")
     p.add_argument("--row-timeout", type=float, default=None,
-                   help="seconds a row may run before it is killed (default 120 quick, 900)")
+                   help="seconds the group's process may go without progress (an impl's "
+                        "build and check, one timing sample) before it is killed and the "
+                        "impl running recorded as failed (default 120 quick, 900)")
     p.add_argument("--jobs", type=int, default=None,
                    help="groups run at once, each pinned to its own CPUs (default: 1; with "
                         "--quick, as many as the CPUs allow, since quick numbers are only a "

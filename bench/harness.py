@@ -2,8 +2,11 @@
 
 A benchmark module (``bench_a_overhead.py`` ...) describes *cases*; each case has a numpy
 *reference* and a list of *impls* (vmc, numpy, PyTensor, JAX, PyTorch, ...). For every impl the
-harness builds it, calls it once, checks that first result against the reference, and only then
-times it. Whatever goes wrong becomes the row's status, never an exception out of the run:
+harness builds it, calls it once and checks that first result against the reference; then the
+impls that passed are timed together, their repeats interleaved round by round
+(``bench.timing``), so that the machine's drifting speed weighs on all of them alike and the
+ratios between them stay fair. Whatever goes wrong becomes the row's status, never an
+exception out of the run:
 
     ok        timed; its result matched numpy
     WRONG     its result did not match numpy: not timed
@@ -15,12 +18,9 @@ Nothing in this module imports a peer or vmc.
 """
 from __future__ import annotations
 
-import gc
-import itertools
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 import traceback
@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-perf_counter_ns = time.perf_counter_ns
+from bench.timing import Slot, Timing, interleave, measure, quartiles  # noqa: F401 - re-exported
 
 # ---------------------------------------------------------------------------------------------
 # Statuses and what an impl's build returns
@@ -100,11 +100,11 @@ class Row:
     min: float | None = None
     max: float | None = None
     number: int = 0              # inner loop count of one repeat
-    repeats: int = 0
+    repeats: int = 0             # samples: the rounds of its case it was timed in
     extra: dict = field(default_factory=dict)   # numbers measured by the impl itself
     meta: dict = field(default_factory=dict)    # the case's meta (bytes moved, steps, ...)
     cols: dict = field(default_factory=dict)    # formatted extra columns, filled by derive()
-    wall_s: float = 0.0          # build + check + timing of this row
+    wall_s: float = 0.0          # build + check + this row's own calibration and samples
 
     @property
     def ok(self) -> bool:
@@ -135,66 +135,6 @@ def describe_exception(exc: BaseException, limit: int = 500) -> str:
         last = tb[-1]
         text += f" [at {os.path.basename(last.filename)}:{last.lineno}]"
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-# ---------------------------------------------------------------------------------------------
-# Timing
-
-
-@dataclass
-class Timing:
-    median: float
-    q1: float
-    q3: float
-    min: float
-    max: float
-    number: int
-    repeats: int
-
-
-def _loop_ns(call: Callable, args: tuple, number: int) -> int:
-    it = itertools.repeat(None, number)
-    t0 = perf_counter_ns()
-    for _ in it:
-        call(*args)
-    return perf_counter_ns() - t0
-
-
-def quartiles(samples: list) -> tuple:
-    xs = sorted(samples)
-    if len(xs) == 1:
-        return xs[0], xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[0], statistics.median(xs), q[2]
-
-
-def measure(call: Callable, args: tuple = (), *, repeats: int = 7, target_s: float = 0.02,
-            budget_s: float = 2.0) -> Timing:
-    """Median time of one ``call(*args)``, in seconds.
-
-    Warms up, then picks the inner loop count so that one repeat lasts at least ``target_s``,
-    then runs up to ``repeats`` repeats (at least 3) within about ``budget_s``. The garbage
-    collector is off while timing, as in ``timeit``.
-    """
-    gc_was_on = gc.isenabled()
-    gc.disable()
-    try:
-        call(*args)                                     # warm-up
-        number, target_ns = 1, target_s * 1e9
-        while True:
-            t = _loop_ns(call, args, number)
-            if t >= target_ns or number >= 1 << 26:
-                break
-            grow = target_ns / max(t, 1) * 1.2
-            number = int(number * min(max(grow, 2.0), 100.0))
-        per_repeat_s = t / 1e9
-        n_rep = int(min(repeats, max(3, budget_s // max(per_repeat_s, 1e-9))))
-        samples = [_loop_ns(call, args, number) / number / 1e9 for _ in range(n_rep)]
-    finally:
-        if gc_was_on:
-            gc.enable()
-    q1, med, q3 = quartiles(samples)
-    return Timing(med, q1, q3, min(samples), max(samples), number, n_rep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,15 +198,20 @@ def check(result: Any, expected: Any, rtol: float | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# Running one impl of one case
+# Running the impls of one case
 
 
 @dataclass
 class Settings:
-    """How hard to measure: ``quick`` for checking the harness, full for RESULTS.md."""
+    """How hard to measure: ``quick`` for checking the harness, full for RESULTS.md.
+
+    ``repeats`` is the number of rounds of a case (one sample of each impl per round): the
+    unit of fairness between impls, hence more of them than one impl alone would need.
+    ``budget_s`` is per impl: a case of k runners gets about ``k * budget_s``.
+    """
     quick: bool = False
     threads: int = 1
-    repeats: int = 7
+    repeats: int = 15
     target_s: float = 0.02
     budget_s: float = 2.0
 
@@ -295,53 +240,96 @@ class Reference:
         return self._value
 
 
+def run_case(group: str, case: Case, cfg: Settings, impls: list | None = None,
+             ref: Reference | None = None, *, on_start: Callable[[Impl], None] | None = None,
+             on_row: Callable[[Row], None] | None = None,
+             on_sample: Callable[[Row], None] | None = None) -> list:
+    """Rows of ``impls`` (default: all the case's impls), in their order.
+
+    Each impl is built, called once and checked in turn; a row that ends there (missing,
+    skipped, failed, WRONG, or ``Measured``: it timed itself) is reported at once through
+    ``on_row``. The runners that passed are then timed together, interleaved round by round
+    (``bench.timing.interleave``), since timing them one after the other would put the
+    machine's speed drift into their ratios; their rows are reported after the rounds.
+    ``on_start(impl)`` comes before each build, ``on_sample(row)`` before each calibration and
+    sample of a runner: heartbeats that tell a watchdog which row is running.
+    """
+    ref = ref if ref is not None else Reference(case.reference)
+    rows, timed = [], []
+    for impl in (case.impls if impls is None else impls):
+        if on_start is not None:
+            on_start(impl)
+        t0 = time.monotonic()
+        row, runner = _prepare(group, case, impl, ref)
+        row.wall_s = time.monotonic() - t0
+        rows.append(row)
+        if runner is not None:
+            timed.append((row, runner))
+        elif on_row is not None:
+            on_row(row)
+    _time_together(timed, cfg, on_sample)
+    if on_row is not None:
+        for row, _ in timed:
+            on_row(row)
+    return rows
+
+
 def run_impl(group: str, case: Case, impl: Impl, ref: Reference, cfg: Settings) -> Row:
-    """Build, check and time one impl; every failure becomes the row's status."""
-    t0 = time.monotonic()
-    row = _run_impl(group, case, impl, ref, cfg)
-    row.wall_s = time.monotonic() - t0
-    return row
+    """Build, check and time one impl alone; every failure becomes the row's status."""
+    return run_case(group, case, cfg, [impl], ref)[0]
 
 
-def _run_impl(group: str, case: Case, impl: Impl, ref: Reference, cfg: Settings) -> Row:
+def _prepare(group: str, case: Case, impl: Impl, ref: Reference) -> tuple:
+    """``(row, runner)``: the runner to time, or None when the row is already final."""
     row = Row(group, case.name, impl.name, "failed", unit=case.unit, meta=dict(case.meta))
     try:
         built = impl.build()
     except Missing as exc:
         row.status, row.reason = "missing", str(exc)
-        return row
+        return row, None
     except Skipped as exc:
         row.status, row.reason = "skipped", str(exc)
-        return row
+        return row, None
     except Exception as exc:                              # noqa: BLE001 - reported
         row.reason = "build: " + describe_exception(exc)
-        return row
+        return row, None
     try:
         expected = ref.get()          # after build: a skipped or missing row needs none
     except RuntimeError as exc:
         row.reason = str(exc)
-        return row
+        return row, None
     if isinstance(built, Measured):
-        return _finish_measured(row, case, built, expected)
+        return _finish_measured(row, case, built, expected), None
     try:
         out = built.call(*built.args)
         got = built.result(out) if built.result is not None else out
     except Exception as exc:                              # noqa: BLE001 - reported
         row.reason = "first call: " + describe_exception(exc)
-        return row
+        return row, None
     bad = check(got, expected, case.rtol, case.atol)
     if bad:
         row.status, row.reason = "WRONG", bad
-        return row
-    try:
-        t = measure(built.call, built.args, repeats=cfg.repeats, target_s=cfg.target_s,
-                    budget_s=cfg.budget_s)
-    except Exception as exc:                              # noqa: BLE001 - reported
-        row.reason = "timing: " + describe_exception(exc)
-        return row
-    row.status, row.median, row.q1, row.q3 = "ok", t.median, t.q1, t.q3
-    row.min, row.max, row.number, row.repeats = t.min, t.max, t.number, t.repeats
-    return row
+        return row, None
+    return row, built
+
+
+def _time_together(timed: list, cfg: Settings,
+                   on_sample: Callable[[Row], None] | None) -> None:
+    """Time the ``(row, runner)`` pairs interleaved and fill in their rows."""
+    if not timed:
+        return
+    slots = [Slot(runner.call, runner.args) for _, runner in timed]
+    before = (lambda i: on_sample(timed[i][0])) if on_sample is not None else None
+    interleave(slots, repeats=cfg.repeats, target_s=cfg.target_s, budget_s=cfg.budget_s,
+               before=before)
+    for (row, _), slot in zip(timed, slots):
+        row.wall_s += slot.busy_ns / 1e9
+        if slot.error is not None:
+            row.status, row.reason = "failed", "timing: " + describe_exception(slot.error)
+            continue
+        t = slot.timing()
+        row.status, row.median, row.q1, row.q3 = "ok", t.median, t.q1, t.q3
+        row.min, row.max, row.number, row.repeats = t.min, t.max, t.number, t.repeats
 
 
 def _finish_measured(row: Row, case: Case, m: Measured, expected: Any) -> Row:
@@ -564,11 +552,13 @@ def results_markdown(info: dict, versions: dict, sections: list, wall_s: float |
     out = ["# vmc benchmark results", "",
            f"Produced by `{command}` on {info.get('date', '?')}"
            + (f" in {wall_s:.0f} s." if wall_s else "."), "",
-           "Times are medians of repeats (each repeat an auto-sized inner loop); spread is the "
-           "interquartile range. `x numpy` and `x best peer` are ratios of the median to numpy's "
-           "and to the fastest non-vmc impl of the same case: below 1 means faster "
-           "(for memory, smaller). Every row's first result was checked against numpy before "
-           "it was timed.", "",
+           "Times are medians of repeats (each repeat an auto-sized inner loop); the repeats "
+           "of one case's impls are interleaved round by round (one repeat of each impl per "
+           "round, the first impl rotating), so that drift in the machine's speed weighs on "
+           "all of them alike. Spread is the interquartile range. `x numpy` and `x best peer` "
+           "are ratios of the median to numpy's and to the fastest non-vmc impl of the same "
+           "case: below 1 means faster (for memory, smaller). Every row's first result was "
+           "checked against numpy before it was timed.", "",
            "## Machine", "",
            "| | |", "|---|---|"]
     for key in ("cpu", "cores", "threads_used", "pinned_to_cpus", "memory", "os", "python",

@@ -2,10 +2,17 @@
 
 Every group (A..H) runs in its own ``python -m bench._child`` process, with the single-thread
 environment set and pinned to one core. The child writes one JSON line per event to a file:
-``start`` before an impl runs, ``row`` when it is done, ``done`` at the end. When the child
-dies (a segfault in a half-built extension, an abort, a row that hangs past its time limit),
-the parent records the impl that was running as ``failed (crashed: ...)`` and starts a new
-child that skips every row already reported. So one broken impl costs one row, not the run.
+``start`` before an impl is built and checked, ``sample`` before each calibration and timing
+sample of an impl while the impls of its case are timed together (``harness.run_case``),
+``row`` when a row is final, ``done`` at the end. The watchdog counts the time since the last
+event: the ``sample`` heartbeats let the interleaved rounds of a case run far longer than one
+row used to, while a single hung sample is still caught. When the child dies (a segfault in
+a half-built extension, an abort, an impl that gives no sign of progress within the time
+limit), the parent records the impl named by the last ``start`` or ``sample`` as ``failed
+(crashed: ...)`` and starts a new child that skips every row already reported (the rows of
+the case that were still waiting for their timing are built and timed again). So one broken
+impl costs one row, not the run. Rows come back in the order of the cases' impls, whatever
+order they were reported in.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import tempfile
 import time
 from typing import Callable
 
-from bench.harness import Reference, Row, Settings, run_impl
+from bench.harness import Row, Settings, run_case
 
 GROUPS = {
     "A": "bench.bench_a_overhead",
@@ -110,16 +117,32 @@ def run_group_here(letter: str, cfg: Settings, skip: set, emit: Callable[[dict],
     """Run the rows of one group in this process, reporting each through ``emit``."""
     import gc
     mod = load_group(letter)
-    for case in mod.cases(cfg):
-        ref = Reference(case.reference)
-        for impl in case.impls:
-            key = case.name + SEP + impl.name
-            if key in skip:
-                continue
-            emit({"event": "start", "key": key, "unit": case.unit, "meta": case.meta})
-            row = run_impl(letter, case, impl, ref, cfg)
-            emit({"event": "row", "row": row.to_json()})
-        gc.collect()
+    for ci, case in enumerate(mod.cases(cfg)):
+        todo = [impl for impl in case.impls if case.name + SEP + impl.name not in skip]
+        if todo:
+            run_case(letter, case, cfg, todo, **_case_events(ci, case, emit))
+            gc.collect()
+
+
+def _case_events(ci: int, case, emit: Callable[[dict], None]) -> dict:
+    """``run_case``'s callbacks, as events. ``order`` in ``start`` is (case index, impl index):
+    timed rows are reported after the rows that ended at their check, and the parent puts
+    them back in the impls' order."""
+    order = {impl.name: [ci, ii] for ii, impl in enumerate(case.impls)}
+
+    def key(impl_name: str) -> str:
+        return case.name + SEP + impl_name
+
+    def on_start(impl) -> None:
+        emit({"event": "start", "key": key(impl.name), "unit": case.unit, "meta": case.meta,
+              "order": order[impl.name]})
+
+    def on_sample(row: Row) -> None:
+        emit({"event": "sample", "key": key(row.impl)})
+
+    def on_row(row: Row) -> None:
+        emit({"event": "row", "row": row.to_json()})
+    return {"on_start": on_start, "on_sample": on_sample, "on_row": on_row}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,10 +186,13 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def run_group(letter: str, quick: bool, threads: int, row_timeout_s: float,
               on_row: Callable[[Row], None] | None = None, cpus: list | None = None) -> list:
-    """Run one group in child processes until every row is reported; returns the rows.
+    """Run one group in child processes until every row is reported; returns the rows, in
+    the order of the cases and their impls.
 
-    ``cpus``: where the child is pinned (default: the last ``threads`` CPUs)."""
-    rows, done = [], []
+    ``row_timeout_s``: how long the child may go without an event (a row, the start of an
+    impl, a timing sample) before it is killed; ``cpus``: where the child is pinned (default:
+    the last ``threads`` CPUs)."""
+    rows, done, starts = [], [], {}
     with tempfile.TemporaryDirectory(prefix=f"bench_{letter}_") as tmp:
         events_path, skip_path = os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "skip")
         log_path = os.path.join(tmp, "child.log")
@@ -182,7 +208,7 @@ def run_group(letter: str, quick: bool, threads: int, row_timeout_s: float,
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
                 finished, current, why = _watch(proc, _Events(events_path), row_timeout_s,
-                                                rows, done, on_row, letter)
+                                                rows, done, on_row, starts)
             if finished:
                 break
             if current is None:
@@ -200,11 +226,22 @@ def run_group(letter: str, quick: bool, threads: int, row_timeout_s: float,
             done.append(current["key"])
             if on_row:
                 on_row(r)
-    return rows
+    return _in_impl_order(rows, starts)
 
 
-def _watch(proc, events, row_timeout_s, rows, done, on_row, letter):
-    """Follow one child until it ends; returns (finished, running start event, why it died)."""
+def _in_impl_order(rows: list, starts: dict) -> list:
+    """``rows`` sorted by the ``order`` of their ``start`` events (rows without one last)."""
+    def pos(r: Row) -> tuple:
+        ev = starts.get(r.case + SEP + r.impl) or {}
+        return tuple(ev.get("order") or (float("inf"),))
+    return sorted(rows, key=pos)
+
+
+def _watch(proc, events, row_timeout_s, rows, done, on_row, starts):
+    """Follow one child until it ends; returns (finished, running start event, why it died).
+
+    ``starts`` collects the ``start`` events by key: a ``sample`` event names the impl being
+    timed by its key, and the final sort needs each row's ``order``."""
     state = {"current": None, "finished": False}
 
     def consume() -> bool:
@@ -212,7 +249,9 @@ def _watch(proc, events, row_timeout_s, rows, done, on_row, letter):
         for ev in events.read():
             got = True
             if ev["event"] == "start":
-                state["current"] = ev
+                state["current"] = starts[ev["key"]] = ev
+            elif ev["event"] == "sample":
+                state["current"] = starts.get(ev["key"], {"key": ev["key"]})
             elif ev["event"] == "row":
                 r = Row.from_json(ev["row"])
                 rows.append(r)
@@ -242,5 +281,6 @@ def _watch(proc, events, row_timeout_s, rows, done, on_row, letter):
             _kill(proc)
             consume()
             return False, state["current"], \
-                f"was killed after {row_timeout_s:.0f} s without a result"
+                f"was killed after {row_timeout_s:.0f} s without progress (no result, " \
+                f"no timing sample)"
         time.sleep(0.1)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import harness, peers, runner  # noqa: E402
+from bench import harness, peers, runner, timing  # noqa: E402
 from bench.harness import (Case, Impl, Measured, Missing, Reference, Row, Runner,  # noqa: E402
                            Settings, Skipped)
 
@@ -50,6 +50,103 @@ def test_quartiles_of_one_and_many():
     assert harness.quartiles([3.0]) == (3.0, 3.0, 3.0)
     q1, med, q3 = harness.quartiles([1.0, 2.0, 3.0, 4.0, 5.0])
     assert (q1, med, q3) == (2.0, 3.0, 4.0)
+
+
+def test_round_count_fits_the_budget():
+    assert harness.Settings().repeats == 15
+    assert timing.round_count(15, 6.0, 0.1) == 15      # fits: every repeat
+    assert timing.round_count(15, 6.0, 1.0) == 6       # budget-bound
+    assert timing.round_count(15, 6.0, 100.0) == 3     # never fewer than 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Interleaved timing of a case's impls: fake runners log their calls, so the order is checked,
+# never the clock
+
+
+ROUNDS = Settings(quick=True, repeats=4, target_s=0.0, budget_s=1e6)   # 4 rounds, number=1
+
+
+def logging_impl(name, log, fail_at=None):
+    """An impl whose every call appends ``name`` to ``log``; its call number ``fail_at`` (the
+    first is 1) raises."""
+    def call():
+        log.append(name)
+        if fail_at is not None and log.count(name) == fail_at:
+            raise ValueError(f"{name} broke")
+        return 1.0
+    return Impl(name, lambda: Runner(call))
+
+
+def test_rounds_alternate_between_impls_and_rotate_the_start():
+    log = []
+    impls = [logging_impl(n, log) for n in "abc"]
+    rows = harness.run_case("T", Case("c", lambda: 1.0, impls), ROUNDS)
+    assert [r.status for r in rows] == ["ok"] * 3
+    assert all(r.repeats == 4 and r.number == 1 for r in rows)
+    assert log[:3] == ["a", "b", "c"]                  # first calls (the check), in order
+    calibration = log[3:-12]                           # warm-up and loop sizing, one by one
+    assert calibration == sorted(calibration) and set(calibration) == set("abc")
+    assert log[-12:] == list("abc" "bca" "cab" "abc")  # round r starts at impl r mod 3
+
+
+def test_rotation_goes_past_every_impl():
+    starts = []
+    slots = [timing.Slot(lambda i=i: starts.append(i)) for i in range(3)]
+    rounds = timing.interleave(slots, repeats=5, target_s=0.0, budget_s=1e6)
+    assert rounds == 5 and all(len(s.samples) == 5 for s in slots)
+    assert starts[-15:][::3] == [0, 1, 2, 0, 1]
+
+
+def test_runner_raising_mid_rounds_fails_alone():
+    log = []
+    # b's calls: 1 first call, 2 warm-up, 3 calibration loop, 4 round 0, 5 round 1: raises
+    impls = [logging_impl("a", log), logging_impl("b", log, fail_at=5),
+             logging_impl("c", log)]
+    rows = harness.run_case("T", Case("c", lambda: 1.0, impls), ROUNDS)
+    by = {r.impl: r for r in rows}
+    assert by["b"].status == "failed"
+    assert by["b"].reason.startswith("timing: ValueError: b broke")
+    assert by["b"].median is None
+    assert by["a"].status == by["c"].status == "ok"
+    assert by["a"].repeats == by["c"].repeats == 4
+    assert log[-10:] == list("abc" "bca" "ca" "ac")    # b dropped after it raised in round 1
+
+
+def test_run_case_statuses_order_and_events():
+    log, events = [], []
+
+    def raising(exc):
+        def build():
+            raise exc
+        return build
+    x = np.arange(3.0)
+    impls = [logging_impl("ok1", log),
+             Impl("ghost", raising(Missing("ghost not installed"))),
+             Impl("gpu", raising(Skipped("no GPU"))),
+             Impl("broken", raising(RuntimeError("no build"))),
+             Impl("off", lambda: Runner(lambda: 2.0)),
+             Impl("self", lambda: Measured([3.0, 1.0, 2.0], result=1.0)),
+             logging_impl("ok2", log),
+             Impl("first", lambda: Runner(lambda: 1 / 0))]
+    rows = harness.run_case("T", Case("c", lambda: x[0] + 1, impls), ROUNDS,
+                            on_start=lambda i: events.append(("start", i.name)),
+                            on_sample=lambda r: events.append(("sample", r.impl)),
+                            on_row=lambda r: events.append(("row", r.impl)))
+    assert [(r.impl, r.status) for r in rows] == [
+        ("ok1", "ok"), ("ghost", "missing"), ("gpu", "skipped"), ("broken", "failed"),
+        ("off", "WRONG"), ("self", "ok"), ("ok2", "ok"), ("first", "failed")]
+    assert rows[5].median == 2.0 and rows[5].repeats == 3       # Measured: its own samples
+    assert rows[7].reason.startswith("first call: ZeroDivisionError")
+    assert all(r.wall_s > 0 for r in rows)
+    # each row is reported once; rows final at their check at once, timed ones after the
+    # rounds, whose samples alternate between the two runners
+    assert [e for e in events if e[0] == "start"] == [("start", i.name) for i in impls]
+    assert sorted(e[1] for e in events if e[0] == "row") == sorted(i.name for i in impls)
+    assert events[-2:] == [("row", "ok1"), ("row", "ok2")]
+    samples = [e[1] for e in events if e[0] == "sample"]
+    assert samples == ["ok1", "ok2"] + ["ok1", "ok2", "ok2", "ok1"] * 2
+    assert events.index(("row", "ghost")) < events.index(("start", "gpu"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +287,7 @@ def test_results_markdown_header_has_machine_info():
     assert "| threads_used | 1 |" in md and f"| cores | {os.cpu_count()} |" in md
     assert f"| numpy | {np.__version__} |" in md
     assert "## A. overhead" in md and "| x numpy | x best peer |" in md
+    assert "interleaved round by round" in md
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,3 +323,71 @@ def test_runner_survives_a_crashing_row(tmp_path, monkeypatch):
     assert by["before"].status == "ok" and by["after"].status == "ok"
     assert by["crasher"].status == "failed" and "exited with status 3" in by["crasher"].reason
     json.dumps([r.to_json() for r in rows])            # rows serialise for --json
+
+
+SLOW_GROUP = '''
+import time
+from bench.harness import Case, Impl, Missing, Runner
+
+TITLE = "slow"
+COLUMNS = ()
+
+def _nap():
+    time.sleep(0.04)
+    return 1.0
+
+def _ghost():
+    raise Missing("ghost not installed")
+
+def cases(cfg):
+    # 8 rounds of two runners, 0.12 s per sample: about 2 s of rounds, more than the
+    # row timeout, but a timing sample starts every 0.12 s
+    cfg.repeats, cfg.target_s, cfg.budget_s = 8, 0.1, 100.0
+    return [Case("c", lambda: 1.0, [Impl("slow1", lambda: Runner(_nap)),
+                                    Impl("ghost", _ghost),
+                                    Impl("slow2", lambda: Runner(_nap))])]
+'''
+
+
+def test_runner_lets_a_case_time_longer_than_the_row_timeout(tmp_path, monkeypatch):
+    (tmp_path / "slow_bench_group.py").write_text(textwrap.dedent(SLOW_GROUP))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(tmp_path)]))
+    monkeypatch.chdir(ROOT)
+    reported = []
+    rows = runner.run_group("slow_bench_group", quick=True, threads=1, row_timeout_s=1.5,
+                            on_row=lambda r: reported.append(r.impl))
+    assert [(r.impl, r.status) for r in rows] == [("slow1", "ok"), ("ghost", "missing"),
+                                                  ("slow2", "ok")]
+    assert rows[0].repeats == rows[2].repeats == 8
+    assert reported == ["ghost", "slow1", "slow2"]     # timed rows come after the rounds
+
+
+LATE_CRASH_GROUP = '''
+import os
+from bench.harness import Case, Impl, Runner
+
+TITLE = "late crash"
+COLUMNS = ()
+CALLS = [0]
+
+def _dies_while_timed():
+    CALLS[0] += 1
+    if CALLS[0] == 5:          # after the first call (checked), the warm-up, some sizing
+        os._exit(4)
+    return 1.0
+
+def cases(cfg):
+    return [Case("c", lambda: 1.0, [Impl("before", lambda: Runner(float, (1,))),
+                                    Impl("late crasher", lambda: Runner(_dies_while_timed)),
+                                    Impl("after", lambda: Runner(float, (1,)))])]
+'''
+
+
+def test_runner_blames_the_impl_that_crashed_during_the_rounds(tmp_path, monkeypatch):
+    (tmp_path / "late_crash_group.py").write_text(textwrap.dedent(LATE_CRASH_GROUP))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(tmp_path)]))
+    monkeypatch.chdir(ROOT)
+    rows = runner.run_group("late_crash_group", quick=True, threads=1, row_timeout_s=60)
+    assert [(r.impl, r.status) for r in rows] == [("before", "ok"), ("late crasher", "failed"),
+                                                  ("after", "ok")]
+    assert "exited with status 4" in rows[1].reason

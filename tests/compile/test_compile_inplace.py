@@ -122,6 +122,48 @@ def test_update_reading_another_updated_variable_gets_the_old_value(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_late_updates_reading_each_others_parameters_keep_their_order(mode):
+    # Each update reads the other's parameter (directly, and through a view):
+    # whatever the order of the late updates, both must see the old values.
+    a = vmc.shared(np.arange(6.0).reshape(2, 3), name="a")
+    b = vmc.shared(np.ones((3, 2)), name="b")
+    x = vt.dmatrix("x")
+    f = compile_([x], [], mode, updates=[(a, a - 0.5 * vt.dot(x, b.T)),
+                                         (b, b * 2 + a.T)])
+    av, bv, xv = a.get_value(), b.get_value(), np.full((2, 2), 0.25)
+    for _ in range(3):
+        f(xv)
+        av, bv = av - 0.5 * xv @ bv.T, bv * 2 + av.T
+    np.testing.assert_allclose(a.get_value(), av)
+    np.testing.assert_allclose(b.get_value(), bv)
+
+
+def test_late_update_with_the_coldest_input_runs_last():
+    # Two layers' SGD updates: the first layer's gradient gemm reads the batch
+    # and weights that were touched first, so it goes last (schedule.cache_order)
+    # and the output layer's update finds its activations still in cache.
+    x, y = vt.dmatrix("x"), vt.dmatrix("y")
+    w1 = vmc.shared(np.full((4, 5), 0.1), name="w1")
+    w2 = vmc.shared(np.full((5, 3), 0.1), name="w2")
+    cost = vt.sum((vt.dot(vt.tanh(vt.dot(x, w1)), w2) - y) ** 2)
+    g1, g2 = vmc.grad(cost, [w1, w2])
+    f = vmc.function([x, y], cost, updates=[(w1, w1 - 0.01 * g1), (w2, w2 - 0.01 * g2)])
+    p = f.program
+    writers = [f.node_of_pc[pc] for pc in range(p.n_instr) if pc in f.node_of_pc]
+    last_w1 = max(k for k, n in enumerate(writers) if w1 in n.inputs)
+    last_w2 = max(k for k, n in enumerate(writers) if w2 in n.inputs)
+    assert last_w2 < last_w1 == len(writers) - 1
+    xv, yv = np.full((2, 4), 0.5), np.zeros((2, 3))
+    h = np.tanh(xv @ w1.get_value())
+    d = 2 * (h @ w2.get_value() - yv)
+    g2v, g1v = h.T @ d, xv.T @ ((d @ w2.get_value().T) * (1 - h ** 2))
+    w1v, w2v = w1.get_value() - 0.01 * g1v, w2.get_value() - 0.01 * g2v
+    f(xv, yv)
+    np.testing.assert_allclose(w1.get_value(), w1v)
+    np.testing.assert_allclose(w2.get_value(), w2v)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_failed_call_changes_no_shared_variable(mode):
     x = vt.dvector("x")
     w = vmc.shared(np.ones(3), name="w")

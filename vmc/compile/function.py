@@ -282,7 +282,8 @@ def _schedule(fgraph, spec, update_pairs):
     roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
     late = _inplace_update_nodes(fgraph, update_pairs, user_outs)
     code, placed = sch.linearize(order, outputs, late=list(late),
-                                 precheck=lambda nodes: _precheck(nodes, late))
+                                 precheck=lambda nodes: _precheck(nodes, late),
+                                 reorder=lambda code, nodes: _late_order(code, nodes, late, roots))
     late = {n: late[n] for n in placed}
     inputs = list(fgraph.inputs)
     mutable = {v for v, i in zip(inputs, spec["inputs"]) if i.mutable}
@@ -348,6 +349,18 @@ def _inplace_update_nodes(fgraph, update_pairs, user_outs):
             continue    # only tensors are written into the old value's buffer
         late[node] = s
     return late
+
+
+def _late_order(code, nodes, late, roots):
+    """``nodes`` in cache order (``schedule.cache_order``), unless one of them
+    reads memory that another one overwrites: then the order is kept, so
+    that the reader still runs first and the writer stays in place."""
+    written = {late[n]: n for n in nodes}
+    for n in nodes:
+        for v in n.inputs:
+            if any(written.get(r, n) is not n for r in roots.get(v) or (v,)):
+                return nodes
+    return sch.cache_order(code, nodes)
 
 
 def _precheck(late_nodes, late):

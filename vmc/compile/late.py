@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from vmc.graph.basic import Apply, Op
-from vmc.thunks.registry import register
+from vmc.thunks.registry import register, register_c_builder
 
 
 def _shape(a):
@@ -54,6 +54,7 @@ def _elemwise_check(node, target):
                         f"{node.op}: input shapes {', '.join(str(np.shape(a)) for a in args)} "
                         f"do not match (input {k}, dim {d}: {have[d]} vs {want[d]}; only dims "
                         f"of static length 1 broadcast)")
+    check.terms = [(k, d, target, d) for k, dims in dims_of for d in dims]
     return check
 
 
@@ -66,6 +67,13 @@ def _broadcast_check(node):
     def check(*args):
         check_static_broadcast(node, args, checks, ndim)
     return check
+
+
+# The same conditions as (arg, dim, arg, dim) equalities, for the C thunk of
+# CheckUpdates (vmc/thunks/_shapes.pyx); args: z or a 0, x 2, y 3.
+_BLAS_TERMS = {"Gemm": [(2, 1, 3, 0), (0, 0, 2, 0), (0, 1, 3, 1)],
+               "Gemv": [(2, 1, 3, 0), (0, 0, 2, 0)],
+               "Ger": [(0, 0, 2, 0), (0, 1, 3, 0)]}
 
 
 def _blas_check(node):
@@ -81,6 +89,7 @@ def _blas_check(node):
             ok = z == (x[0], y[0])
         if not ok:
             raise ValueError(f"{node.op}: shapes {z}, {x}, {y} do not match")
+    check.terms = _BLAS_TERMS[name]
     return check
 
 
@@ -125,6 +134,33 @@ def restrict(late):
         return late, None
     inputs = [v for n in needed for v in n.inputs]
     return late, Apply(CheckUpdates(needed, [late[n] for n in needed]), inputs, [])
+
+
+@register_c_builder
+def check_updates_c_builder(items):
+    """CheckUpdates whose checks are all equalities of dims, as one C thunk
+    (``vmc.thunks._shapes.equal_dims_thunk``) that falls back on the Python
+    checks to say what is wrong."""
+    try:
+        from vmc.thunks._shapes import equal_dims_thunk
+    except ImportError:
+        return {}
+    built = {}
+    for pc, node, destroyable in items:
+        if not isinstance(node.op, CheckUpdates):
+            continue
+        terms, k = [], 0
+        for n, s in zip(node.op.nodes, node.op.shared):
+            check = shape_check(n, s)
+            if check is not None and getattr(check, "terms", None) is None:
+                break
+            terms += [(a + k, i, b + k, j) for a, i, b, j in (check.terms if check else ())]
+            k += len(n.inputs)
+        else:
+            thunk = equal_dims_thunk(terms, check_updates_thunk(node, destroyable), k)
+            if thunk is not None:
+                built[pc] = thunk
+    return built
 
 
 @register(CheckUpdates)

@@ -10,9 +10,10 @@ import warnings
 
 import numpy as np
 
-from vmc.tensor.elemwise import Elemwise
+from vmc.tensor.elemwise import DimShuffle, Elemwise
 from vmc.tensor.math import CAReduce, Dot, normalize_axis
 from vmc.tensor.nnet import LogSoftmax, Softmax
+from vmc.tensor.shape import ShapeI
 from vmc.thunks.registry import register, register_c_builder
 
 from .blas import BLAS_DTYPES, Gemm, Gemv, Ger
@@ -185,6 +186,24 @@ def nnet_c_builder(items):
 
 
 _NNET_OPS = (CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, Softmax, LogSoftmax)
+
+
+# -- views and shapes ------------------------------------------------------------------
+@register_c_builder
+def shapes_c_builder(items):
+    """DimShuffle views and Shape_i through ``vmc.thunks._shapes``."""
+    try:
+        from vmc.thunks import _shapes
+    except ImportError:
+        return {}
+    built = {}
+    for pc, node, _ in items:
+        op = node.op
+        if isinstance(op, DimShuffle):
+            built[pc] = _shapes.dimshuffle_thunk(op.input_ndim, op.new_order)
+        elif isinstance(op, ShapeI):
+            built[pc] = _shapes.shape_i_thunk(op.i)
+    return built
 
 
 # -- fused elementwise: numpy ---------------------------------------------------------------

@@ -15,7 +15,8 @@ ctypedef struct Ctx:
 
 cdef object new_array(int nd, cnp.npy_intp *dims, int typenum)
 cdef cnp.ndarray output(Ctx *c, int slot, int nd, cnp.npy_intp *dims, int typenum)
-cdef object cthunk(void *fn, int flags)
+cdef object cthunk(void *fn, int flags, size_t size=*, object keepalive=*)
+cdef void *ctx_of(object thunk) except NULL
 
 
 cdef inline object reg(PyObject **regs, int r):

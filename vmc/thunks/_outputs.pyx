@@ -29,16 +29,23 @@ cdef void _free_ctx(object capsule) noexcept:
         free(c)
 
 
-cdef object cthunk(void *fn, int flags):
-    """A ``CThunk`` running ``fn`` with a fresh ctx holding ``flags``."""
+cdef object cthunk(void *fn, int flags, size_t size=0, object keepalive=None):
+    """A ``CThunk`` running ``fn`` with a fresh zeroed ctx holding ``flags``.
+    A thunk with more state allocates ``size`` bytes, a struct that begins
+    with a ``Ctx``; ``keepalive`` holds the Python objects it points to."""
     # Imported here, not at module level: vmc.compile may import the thunks.
     from vmc.compile.program import CThunk
-    cdef Ctx *c = <Ctx*>calloc(1, sizeof(Ctx))
+    cdef Ctx *c = <Ctx*>calloc(1, max(size, sizeof(Ctx)))
     if c == NULL:
         raise MemoryError()
     c.flags = flags
     ctx = PyCapsule_New(c, "vmc_ctx", _free_ctx)
-    return CThunk(fn=PyCapsule_New(fn, "vmc_thunk", NULL), ctx=ctx)
+    return CThunk(fn=PyCapsule_New(fn, "vmc_thunk", NULL), ctx=ctx, keepalive=keepalive)
+
+
+cdef void *ctx_of(object thunk) except NULL:
+    """The ctx of a ``CThunk`` made by ``cthunk``, to fill in its own fields."""
+    return PyCapsule_GetPointer(thunk.ctx, "vmc_ctx")
 
 
 ctypedef PyObject *(*NewArrayFn)(int, cnp.npy_intp *, int)

@@ -110,7 +110,7 @@ cdef Py_ssize_t _argmax(const char *row, Py_ssize_t k, Py_ssize_t s1, real *m) n
     Branch-free over the row: which element is the running maximum is data,
     and a mispredicted branch per new maximum costs more than the loop."""
     cdef Py_ssize_t j, best = 0
-    cdef real v, top = _at(row, 0, s1, m[0])
+    cdef real v, top = _at(row, 0, s1, <real>0)
     cdef bint nan = top != top
     for j in range(1, k):
         v = _at(row, j, s1, top)

@@ -8,19 +8,10 @@ from vmc._vm import VM
 from vmc.compile.program import THUNK, Program, int_array
 from vmc.thunks._blas import REUSE_MAX_BYTES, dot_thunk, gemm_thunk, gemv_thunk, ger_thunk
 
+from thunk_helpers import assert_no_leaks, thunk_vm
+
 DTYPES = [np.float32, np.float64]
 rng = np.random.default_rng(1234)
-
-
-def thunk_vm(thunk, n_in):
-    """A VM running one instruction: regs 0..n_in-1 -> reg n_in."""
-    return VM(Program(
-        n_regs=n_in + 1, kind=int_array([THUNK]), thunk=int_array([0]),
-        in_start=int_array([0]), n_in=int_array([n_in]), out_start=int_array([0]),
-        n_out=int_array([1]), free_start=int_array([0]), n_free=int_array([0]),
-        target=int_array([-1]), ins=int_array(range(n_in)), outs=int_array([n_in]),
-        frees=int_array([]), thunks=[thunk], input_regs=int_array(range(n_in)),
-        output_regs=int_array([n_in])))
 
 
 def run1(vm, *args):
@@ -322,19 +313,7 @@ def test_reuse_in_a_program_never_overwrites_returned_outputs():
     (ger_thunk(False), (np.ones((3, 2)), 1.0, np.ones(3), np.ones(3))),  # raises
 ])
 def test_thunks_do_not_leak_references(thunk, args):
-    import gc
-    import sys
     # A float literal is one object shared by the whole module, whose count moves as other
-    # tests come and go: count a fresh float. A raised error's traceback cycle is collected
-    # before each count.
+    # tests come and go: count a fresh float.
     args = tuple(a if isinstance(a, np.ndarray) else float(str(a)) for a in args)
-    vm = thunk_vm(thunk, len(args))
-    gc.collect()
-    before = [sys.getrefcount(a) for a in args]
-    for _ in range(50):
-        try:
-            vm.run(list(args))
-        except ValueError:
-            pass
-    gc.collect()
-    assert [sys.getrefcount(a) for a in args] == before
+    assert_no_leaks(thunk_vm(thunk, len(args)), args)

@@ -1,33 +1,19 @@
 """The softmax and cross-entropy C thunks (vmc/thunks/_nnet.pyx) against numpy,
 run through the VM, in every layout and at the overflow edges."""
-import gc
-import sys
-
 import numpy as np
 import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc._vm import VM
-from vmc.compile.program import THUNK, CThunk, Program, int_array
+from vmc.compile.program import THUNK, CThunk
 from vmc.opt.nnet import crossentropy_softmax
 from vmc.thunks._nnet import (crossentropy_softmax_dx_thunk, crossentropy_softmax_thunk,
                               log_softmax_thunk, softmax_thunk)
 
+from thunk_helpers import assert_no_leaks, thunk_vm
+
 DTYPES = [np.float32, np.float64]
 rng = np.random.default_rng(7)
-
-
-def thunk_vm(thunk, n_in, n_out=1):
-    """A VM running one instruction: regs 0..n_in-1 -> the next n_out regs."""
-    outs = range(n_in, n_in + n_out)
-    return VM(Program(
-        n_regs=n_in + n_out, kind=int_array([THUNK]), thunk=int_array([0]),
-        in_start=int_array([0]), n_in=int_array([n_in]), out_start=int_array([0]),
-        n_out=int_array([n_out]), free_start=int_array([0]), n_free=int_array([0]),
-        target=int_array([-1]), ins=int_array(range(n_in)), outs=int_array(outs),
-        frees=int_array([]), thunks=[thunk], input_regs=int_array(range(n_in)),
-        output_regs=int_array(outs)))
 
 
 def tol(dtype):
@@ -195,16 +181,7 @@ def test_reused_output_is_never_one_a_caller_holds():
      (np.ones(2), np.ones((2, 3)), np.array([0, 1]))),
 ])
 def test_nnet_thunks_do_not_leak_references(make, n_in, n_out, args):
-    vm = thunk_vm(make(), n_in, n_out)
-    gc.collect()
-    before = [sys.getrefcount(a) for a in args]
-    for _ in range(50):
-        try:
-            vm.run(list(args))
-        except ValueError:
-            pass
-    gc.collect()
-    assert [sys.getrefcount(a) for a in args] == before
+    assert_no_leaks(thunk_vm(make(), n_in, n_out), args)
 
 
 # ------------------------------------------------------- through vmc.function

@@ -12,7 +12,7 @@ from vmc.compile.program import THUNK, CThunk
 from vmc.tensor.elemwise import DimShuffle
 from vmc.thunks._shapes import dimshuffle_thunk, equal_dims_thunk, shape_i_thunk
 
-from test_nnet_thunks import thunk_vm
+from thunk_helpers import thunk_vm
 
 rng = np.random.default_rng(3)
 

@@ -152,12 +152,16 @@ cdef void _exp_all(real *p, Py_ssize_t n) noexcept nogil:
         p[j] = _exp(p[j])
 
 
-cdef real _row_sum(const real *p, Py_ssize_t k) noexcept nogil:
+cdef real _normalize(real *p, Py_ssize_t k) noexcept nogil:
+    """Divide a contiguous row by its sum, which it returns."""
     cdef Py_ssize_t j
     cdef double total = 0
     for j in range(k):
         total += p[j]
-    return <real>total
+    cdef real s = <real>total
+    for j in range(k):
+        p[j] = p[j] / s
+    return s
 
 
 cdef real _sum_exp(const real *t, Py_ssize_t k) noexcept nogil:
@@ -189,25 +193,18 @@ cdef int _softmax(Rows x, real *out, bint log_form) noexcept nogil:
         return 0
     _exp_all(out, x.n * k)
     for i in range(x.n):
-        o = out + i * k
-        s = _row_sum(o, k)
-        for j in range(k):
-            o[j] = o[j] / s
+        _normalize(out + i * k, k)
     return 0
 
 
 cdef void _xent(Rows x, const char *y, Py_ssize_t ys, real *nll, real *sm,
                 cnp.int64_t *am) noexcept nogil:
-    cdef Py_ssize_t i, j, t, k = x.k
+    cdef Py_ssize_t i, t, k = x.k
     cdef real s
-    cdef real *o
     _shift_rows(x, sm, nll, am)         # nll holds each row's maximum for now
     _exp_all(sm, x.n * k)
     for i in range(x.n):
-        o = sm + i * k
-        s = _row_sum(o, k)
-        for j in range(k):
-            o[j] = o[j] / s
+        s = _normalize(sm + i * k, k)
         t = (<const Py_ssize_t*>(y + i * ys))[0]
         nll[i] = _log(s) + nll[i] - _at(x.data + i * x.s0, t, x.s1, s)
 

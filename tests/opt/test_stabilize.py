@@ -78,6 +78,45 @@ def test_crossentropy_gradient_is_one_op_and_finite_at_large_logits():
     assert not np.all(np.isfinite(g_none))                     # what it replaced
 
 
+def test_log_softmax_nll_gradient_is_one_op_and_finite_at_large_logits():
+    # The loss written with log_softmax (as the demo does): its gradient reads
+    # exp(log_softmax(x)), which is the cross-entropy op's softmax.
+    x = vt.matrix("x")
+    y = vt.vector("y", dtype="int64")
+    cost = -vt.mean(vt.log_softmax(x)[vt.arange(y.shape[0]), y])
+    f = compile_fn([x, y], [cost, vmc.grad(cost, x)])
+    types = op_types(f)
+    assert CrossentropySoftmaxDx in types and LogSoftmax not in types
+    assert types.count(CrossentropySoftmaxArgmax) == 1             # shared with the loss
+    assert "AdvancedIncSubtensor" not in op_names(f) and "Alloc" not in op_names(f)
+    c, gx = f(LOGITS, TARGETS)
+    assert np.all(np.isfinite(gx))
+    np.testing.assert_allclose(gx, (sps.softmax(LOGITS, axis=1) - np.eye(3)[TARGETS]) / 3,
+                               atol=1e-15)
+    np.testing.assert_allclose(c, -sps.log_softmax(LOGITS, axis=1)[np.arange(3), TARGETS].mean())
+    xs = np.random.default_rng(1).standard_normal((4, 5))
+    vmc.gradient.verify_grad(
+        lambda a: -vt.mean(vt.log_softmax(a)[vt.arange(4), np.array([1, 0, 4, 2])]), [xs])
+
+
+@pytest.mark.parametrize("through", [vt.softmax, vt.log_softmax])
+def test_argmax_reads_the_logits(through):
+    x = vt.matrix("x")
+    y = vt.vector("y", dtype="int64")
+    f = compile_fn([x], vt.argmax(through(x), axis=1))
+    assert op_types(f) == [type(vt.argmax(x, axis=1).owner.op)]   # softmax is not computed
+    ties = np.array([[3.0, 3.0, 1.0], [-1e300, -np.inf, -2e300]])
+    np.testing.assert_array_equal(f(LOGITS), np.argmax(LOGITS, axis=1))
+    np.testing.assert_array_equal(f(ties), [0, 0])
+    # next to a loss, the cross-entropy op's own argmax serves: no second pass
+    loss = -vt.mean(through(x)[vt.arange(y.shape[0]), y]) if through is vt.log_softmax else \
+        vt.mean(vt.categorical_crossentropy(vt.softmax(x), y))
+    g = compile_fn([x, y], [loss, vt.mean(vt.eq(vt.argmax(through(x), axis=1), y))])
+    assert CrossentropySoftmaxArgmax in op_types(g) and "Argmax" not in op_names(g)
+    acc = g(LOGITS, TARGETS)[1]
+    np.testing.assert_allclose(acc, np.mean(np.argmax(LOGITS, axis=1) == TARGETS))
+
+
 def test_crossentropy_op_used_directly_has_a_gradient():
     x = vt.matrix("x")
     y = vt.vector("y", dtype="int64")

@@ -10,7 +10,7 @@ import numpy as np
 from vmc.tensor import elemwise as E
 from vmc.tensor.creation import ARange
 from vmc.tensor.elemwise import DimShuffle, Elemwise
-from vmc.tensor.math import CAReduce, logsumexp
+from vmc.tensor.math import Argmax, CAReduce, logsumexp
 from vmc.tensor.nnet import LogSoftmax, Softmax
 from vmc.tensor.shape import Alloc, ShapeI
 from vmc.tensor.subtensor import IncSubtensor, Subtensor
@@ -40,8 +40,9 @@ register_patterns("stabilize", [
 
 # -- softmax ----------------------------------------------------------------------
 def _softmax_input(var):
-    """``(x, axis)`` when ``var`` is ``softmax(x)`` (or the softmax output of a
-    fused cross-entropy), else None."""
+    """``(x, axis)`` when ``var`` is ``softmax(x)``, the softmax output of a
+    fused cross-entropy, or ``exp(log_softmax(x))`` (what the gradient of a
+    log-softmax reads), else None."""
     node = var.owner
     if node is None:
         return None
@@ -49,6 +50,10 @@ def _softmax_input(var):
         return node.inputs[0], node.op.axis % var.type.ndim
     if isinstance(node.op, CrossentropySoftmaxArgmax) and var.index == 1:
         return node.inputs[0], 1
+    if scalar_name(var) == "exp":
+        lsm = node.inputs[0].owner
+        if lsm is not None and isinstance(lsm.op, LogSoftmax):
+            return lsm.inputs[0], lsm.op.axis % var.type.ndim
     return None
 
 
@@ -215,17 +220,21 @@ def _nll_parts(sub_node):
 @node_rewriter("stabilize", Subtensor, tags=("stability", "softmax", "crossentropy"))
 def crossentropy_softmax(fgraph, node):
     """log_softmax(x)[arange(n), y] -> -CrossentropySoftmaxArgmax(x, y).nll; the
-    softmax(x) other nodes compute becomes the op's softmax output."""
+    softmax(x) and argmax(x, axis=1) other nodes compute become the op's
+    softmax and argmax outputs."""
     parts = _nll_parts(node)
     if parts is None:
         return None
     x, y = parts
-    nll, sm, _ = CrossentropySoftmaxArgmax()(x, y)
+    nll, sm, am = CrossentropySoftmaxArgmax()(x, y)
     result = {node.outputs[0]: E.neg(nll)}
     for client, _ in fgraph.clients.get(x, ()):
-        if client != "output" and isinstance(client.op, Softmax) and \
-                client.op.axis % 2 == 1:
+        if client == "output":
+            continue
+        if isinstance(client.op, Softmax) and client.op.axis % 2 == 1:
             result[client.outputs[0]] = sm
+        elif isinstance(client.op, Argmax) and client.op.kind == "max" and client.op.axis == 1:
+            result[client.outputs[0]] = am
     return result
 
 
@@ -281,6 +290,32 @@ def crossentropy_softmax_grad(fgraph, node):
         if found is None:
             continue
         g, y = found
+        if scalar_name(sm) == "exp":        # exp(log_softmax(x)): the op's own softmax
+            sm = CrossentropySoftmaxArgmax()(smx[0], y)[1]
         return [CrossentropySoftmaxDx()(E.neg(g), sm, y)]
+    return None
+
+
+@node_rewriter("stabilize", Argmax, tags=("softmax", "crossentropy"))
+def argmax_of_logits(fgraph, node):
+    """argmax(softmax(x)) and argmax(log_softmax(x)) along their axis ->
+    argmax(x), as both increase along it; argmax(x, axis=1) -> the argmax a
+    cross-entropy of ``x`` computes anyway (an accuracy next to a loss)."""
+    op, (v,) = node.op, node.inputs
+    if op.kind != "max" or op.axis is None:
+        return None
+    src = v.owner
+    logits = _softmax_input(v)
+    if logits is None and src is not None and isinstance(src.op, LogSoftmax):
+        logits = src.inputs[0], src.op.axis % v.type.ndim
+    if logits is not None and logits[1] == op.axis:
+        if isinstance(src.op, CrossentropySoftmaxArgmax):
+            return [src.outputs[2]]
+        return [Argmax("max", op.axis)(logits[0])]
+    if v.type.ndim == 2 and op.axis == 1:
+        for client, _ in fgraph.clients.get(v, ()):
+            if client != "output" and isinstance(client.op, CrossentropySoftmaxArgmax) \
+                    and client.inputs[0] is v:
+                return [client.outputs[2]]
     return None
 

@@ -131,6 +131,27 @@ def test_numpy_thunk_in_place_and_reuse():
     assert not np.shares_memory(out2, M)
 
 
+@pytest.mark.parametrize("mode", ["fast_run", "py"])
+def test_counts_and_small_int_sums_widen_inside_the_kernel(mode):
+    # sum(eq(a, b)) (an accuracy's count) and sum of int8 accumulate in int64:
+    # each element is cast in the kernel, so the sum never wraps at the narrow type.
+    a, b = vt.lvector("a"), vt.lvector("b")
+    i = vt.vector("i", dtype="int8")
+    x = vt.vector("x")
+    outs = [vt.sum(vt.eq(a, b)), vt.sum(i * 2), vt.mean(vt.eq(a, b)), vt.sum(x * x)]
+    with vmc.config.change(linker="py" if mode == "py" else "cvm"):
+        f = compile_fn([a, b, i, x], outs)
+    assert "Sum" not in op_names(f) and "CAReduce" not in op_names(f)
+    av, bv = np.arange(300) % 7, np.arange(300) % 5
+    iv = np.full(300, 100, dtype="int8")   # i * 2 wraps per element as in numpy; the sum needs int64
+    xv = np.linspace(-1, 1, 300)
+    count, isum, acc, sq = f(av, bv, iv, xv)
+    assert count.dtype == np.int64 and isum.dtype == np.int64
+    assert count == np.sum(av == bv) and isum == np.sum((iv * 2).astype(np.int64))
+    np.testing.assert_allclose(acc, np.mean(av == bv))
+    np.testing.assert_allclose(sq, np.sum(xv * xv))
+
+
 def test_int_and_bool_kernels():
     i = vt.vector("i", dtype="int32")
     x = vt.vector("x")

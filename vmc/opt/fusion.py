@@ -22,6 +22,7 @@ from vmc.graph.type import TensorType
 from vmc.tensor.basic import as_tensor_variable
 from vmc.tensor.elemwise import Elemwise, _broadcast_shape
 from vmc.tensor.math import CAReduce
+from vmc.tensor.scalar import get_scalar_op
 
 from .rewriting import fit
 
@@ -304,8 +305,9 @@ def _absorbable_reduction(groups, outs):
     red = readers[0][0]
     if not isinstance(red.op, CAReduce) or red.op.scalar_name not in REDUCIBLE:
         return None
-    if red.outputs[0].type.dtype != outs[0].type.dtype:
-        return None                  # e.g. a sum of int8 accumulates in int64: left apart
+    have, want = outs[0].type.dtype, red.outputs[0].type.dtype
+    if have != want and not (have == "bool" or have.startswith(("int", "uint"))):
+        return None                  # a count of bools or an int8 sum widens; floats do not
     if groups.ctx.get(red, ()) != groups.ctx.get(outs[0].owner, ()):
         return None
     return red
@@ -337,7 +339,11 @@ def _replace_group(fgraph, groups, members):
                     m.outputs[0].type.dtype))
     reduce = [None] * len(outs)
     if red is not None:
-        reduce = [(red.op.scalar_name, red.op.axis, red.outputs[0].type.dtype)]
+        want, k = red.outputs[0].type.dtype, index[outs[0]]
+        if ops[k - n_in - n_c][2] != want:   # widen each element, then accumulate
+            ops.append((get_scalar_op("cast", want), (k,), want))
+            index[outs[0]] = n_in + n_c + len(ops) - 1
+        reduce = [(red.op.scalar_name, red.op.axis, want)]
     op = FusedElemwise(n_in, consts, ops, [index[o] for o in outs], reduce)
     new = op.make_node(*inputs).outputs
     olds = [red.outputs[0]] if red is not None else outs

@@ -71,8 +71,12 @@ class Measured:
 
 @dataclass
 class Impl:
+    """``baseline``: a yardstick timed in the same rounds as the case's impls (a copy of the
+    same bytes, say) so that ratios to it see the same machine; its result is not checked,
+    and it is neither the numpy row nor a peer."""
     name: str
     build: Callable[[], Runner | Measured]
+    baseline: bool = False
 
 
 @dataclass
@@ -282,6 +286,8 @@ def run_impl(group: str, case: Case, impl: Impl, ref: Reference, cfg: Settings) 
 def _prepare(group: str, case: Case, impl: Impl, ref: Reference) -> tuple:
     """``(row, runner)``: the runner to time, or None when the row is already final."""
     row = Row(group, case.name, impl.name, "failed", unit=case.unit, meta=dict(case.meta))
+    if impl.baseline:
+        row.meta["baseline"] = True
     try:
         built = impl.build()
     except Missing as exc:
@@ -306,7 +312,7 @@ def _prepare(group: str, case: Case, impl: Impl, ref: Reference) -> tuple:
     except Exception as exc:                              # noqa: BLE001 - reported
         row.reason = "first call: " + describe_exception(exc)
         return row, None
-    bad = check(got, expected, case.rtol, case.atol)
+    bad = None if impl.baseline else check(got, expected, case.rtol, case.atol)
     if bad:
         row.status, row.reason = "WRONG", bad
         return row, None
@@ -356,18 +362,18 @@ def add_ratios(rows: list) -> None:
     """Fill ``cols['x numpy']`` and ``cols['x best peer']`` per case (value / reference value).
 
     The numpy row is the impl named ``numpy`` (or ``numpy ...``); the best peer is the
-    fastest ok row of the case that is not vmc (numpy included).
+    fastest ok row of the case that is not vmc (numpy included). Baseline rows are neither,
+    and get no ratios.
     """
     by_case: dict = {}
     for r in rows:
         by_case.setdefault((r.group, r.case), []).append(r)
     for case_rows in by_case.values():
-        np_row = next((r for r in case_rows if is_numpy(r.impl) and r.ok), None)
-        peers = [r for r in case_rows if r.ok and not is_vmc(r.impl)]
+        rated = [r for r in case_rows if r.ok and not r.meta.get("baseline")]
+        np_row = next((r for r in rated if is_numpy(r.impl)), None)
+        peers = [r for r in rated if not is_vmc(r.impl)]
         best = min(peers, key=lambda r: r.median, default=None)
-        for r in case_rows:
-            if not r.ok:
-                continue
+        for r in rated:
             r.cols["x numpy"] = _ratio(r.median, np_row.median if np_row else None)
             r.cols["x best peer"] = _ratio(r.median, best.median if best else None)
         if best is not None:

@@ -267,6 +267,22 @@ def test_ratios_against_numpy_and_best_peer():
     assert by["jax jit"].cols["x numpy"] == "2.00"
 
 
+def test_baseline_is_timed_in_the_rounds_unchecked_and_no_peer():
+    # A copy of other bytes as the yardstick: its result differs from the case's, it is
+    # timed among the impls, and it neither is the best peer nor gets ratios.
+    log = []
+    copy = Impl("copy", lambda: Runner(lambda: (log.append("copy"), 99.0)[1]), baseline=True)
+    rows = harness.run_case("B", Case("c", lambda: 1.0, [logging_impl("vmc", log), copy]),
+                            ROUNDS)
+    assert [(r.impl, r.status) for r in rows] == [("vmc", "ok"), ("copy", "ok")]
+    assert rows[1].meta["baseline"] and rows[1].repeats == 4
+    assert log[-8:] == ["vmc", "copy", "copy", "vmc"] * 2    # the rounds, after calibration
+    rows[0].median, rows[1].median = 2.0, 1.0                  # the baseline is faster...
+    harness.add_ratios(rows)
+    assert rows[0].cols["x best peer"] == "-"                  # ...but is not a peer
+    assert "x best peer" not in rows[1].cols
+
+
 def test_text_table_has_ratio_columns_and_reasons():
     rows = _rows()
     harness.add_ratios(rows)

@@ -1,4 +1,4 @@
-# Outputs and registers of vmc's Cython C thunks (_blas, _nnet): the ctx that
+# Outputs and registers of vmc's Cython C thunks (_blas, _nnet, _shapes): the ctx that
 # keeps a thunk's last outputs for reuse, allocation from the elementwise
 # driver's block cache, and register access under the ABI of vmc_thunk.h.
 cimport numpy as cnp

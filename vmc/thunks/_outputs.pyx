@@ -1,4 +1,4 @@
-"""Outputs of vmc's Cython C thunks (``_blas``, ``_nnet``).
+"""Outputs of vmc's Cython C thunks (``_blas``, ``_nnet``, ``_shapes``).
 
 A thunk's ctx keeps its last output of each slot and writes into it again on
 the next call when the shape and dtype match and its reference count shows

@@ -2,38 +2,19 @@
 
 ``identity_thunk()`` measures pure dispatch; ``add_thunk()`` is a float64
 ``a + b`` (``b`` of ``a``'s shape or of size 1) that reuses its previous
-output when nobody else holds it, the pattern real C thunks follow.
+output when nobody else holds it (``vmc.thunks._outputs``, as the real C
+thunks do).
 """
 cimport numpy as cnp
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from cpython.ref cimport PyObject
-from libc.stdlib cimport calloc, free
 
-from vmc.thunks._refs cimport _incref, _refcnt, _xdecref
+from vmc.thunks._outputs cimport Ctx, cthunk, output, reg, store
 
 cnp.import_array()
 
-cdef extern from "vmc_thunk.h":
-    pass
 
-
-cdef int _identity(void *ctx, PyObject **regs, const int *ins, const int *outs) noexcept:
-    cdef PyObject *v = regs[ins[0]]
-    cdef PyObject *old = regs[outs[0]]
-    _incref(v)
-    regs[outs[0]] = v
-    _xdecref(old)
-    return 0
-
-
-ctypedef struct AddCtx:
-    PyObject *prev      # the previous output (owned), reused when only we hold it
-
-
-cdef void _free_add_ctx(object capsule) noexcept:
-    cdef AddCtx *c = <AddCtx*>PyCapsule_GetPointer(capsule, "vmc_ctx")
-    _xdecref(c.prev)
-    free(c)
+cdef int _identity(void *ctx, PyObject **regs, const int *ins, const int *outs) except -1:
+    return store(regs, outs[0], reg(regs, ins[0]))
 
 
 cdef cnp.ndarray _as_f64(PyObject *p, str which):
@@ -56,7 +37,6 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
 
 
 cdef int _add(void *ctx, PyObject **regs, const int *ins, const int *outs) except -1:
-    cdef AddCtx *c = <AddCtx*>ctx
     cdef cnp.ndarray a = _as_f64(regs[ins[0]], "a")
     cdef cnp.ndarray b = _as_f64(regs[ins[1]], "b")
     cdef cnp.ndarray out
@@ -66,13 +46,7 @@ cdef int _add(void *ctx, PyObject **regs, const int *ins, const int *outs) excep
     cdef double *po
     if cnp.PyArray_SIZE(b) != 1 and not _same_shape(a, b):
         raise ValueError(f"add: shapes {(<object>a).shape} and {(<object>b).shape} differ")
-    if c.prev != NULL and _refcnt(c.prev) == 1 and _same_shape(<cnp.ndarray>c.prev, a):
-        out = <cnp.ndarray>c.prev
-    else:
-        out = cnp.PyArray_EMPTY(a.ndim, a.shape, cnp.NPY_DOUBLE, 0)
-        _xdecref(c.prev)
-        c.prev = <PyObject*>out
-        _incref(c.prev)
+    out = output(<Ctx*>ctx, 0, a.ndim, a.shape, cnp.NPY_DOUBLE)
     pa, pb, po = <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(b), <double*>cnp.PyArray_DATA(out)
     if cnp.PyArray_SIZE(b) == 1:
         for i in range(n):
@@ -80,27 +54,14 @@ cdef int _add(void *ctx, PyObject **regs, const int *ins, const int *outs) excep
     else:
         for i in range(n):
             po[i] = pa[i] + pb[i]
-    cdef PyObject *old = regs[outs[0]]
-    _incref(<PyObject*>out)
-    regs[outs[0]] = <PyObject*>out
-    _xdecref(old)
-    return 0
-
-
-cdef object _cthunk(void *fn, object ctx):
-    # Imported here, not at module level: vmc.compile may import the thunks.
-    from vmc.compile.program import CThunk
-    return CThunk(fn=PyCapsule_New(fn, "vmc_thunk", NULL), ctx=ctx)
+    return store(regs, outs[0], out)
 
 
 def identity_thunk():
     """A C thunk that copies its input register to its output register."""
-    return _cthunk(<void*>_identity, None)
+    return cthunk(<void*>_identity, 0)
 
 
 def add_thunk():
     """A C thunk computing ``a + b`` for C-contiguous float64 arrays."""
-    cdef AddCtx *c = <AddCtx*>calloc(1, sizeof(AddCtx))
-    if c == NULL:
-        raise MemoryError()
-    return _cthunk(<void*>_add, PyCapsule_New(c, "vmc_ctx", _free_add_ctx))
+    return cthunk(<void*>_add, 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from vmc.graph.basic import Apply, Op
-from vmc.thunks.registry import register, register_c_builder
+from vmc.thunks.registry import build_each, register, register_c_builder
 
 
 def _shape(a):
@@ -136,43 +136,43 @@ def restrict(late):
     return late, Apply(CheckUpdates(needed, [late[n] for n in needed]), inputs, [])
 
 
-@register_c_builder
-def check_updates_c_builder(items):
+def _node_checks(node):
+    """``(check, first argument, end)`` of each node a CheckUpdates validates:
+    its arguments are the nodes' inputs, one after the other."""
+    out, k = [], 0
+    for n, s in zip(node.op.nodes, node.op.shared):
+        out.append((shape_check(n, s), k, k + len(n.inputs)))
+        k += len(n.inputs)
+    return out
+
+
+def _check_updates_c_thunk(_shapes, node, destroyable):
     """CheckUpdates whose checks are all equalities of dims, as one C thunk
     (``vmc.thunks._shapes.equal_dims_thunk``) that falls back on the Python
-    checks to say what is wrong."""
-    try:
-        from vmc.thunks._shapes import equal_dims_thunk
-    except ImportError:
-        return {}
-    built = {}
-    for pc, node, destroyable in items:
-        if not isinstance(node.op, CheckUpdates):
-            continue
-        terms, k = [], 0
-        for n, s in zip(node.op.nodes, node.op.shared):
-            check = shape_check(n, s)
-            if check is not None and getattr(check, "terms", None) is None:
-                break
-            terms += [(a + k, i, b + k, j) for a, i, b, j in (check.terms if check else ())]
-            k += len(n.inputs)
-        else:
-            thunk = equal_dims_thunk(terms, check_updates_thunk(node, destroyable), k)
-            if thunk is not None:
-                built[pc] = thunk
-    return built
+    checks to say what is wrong; None when one check is not an equality."""
+    if not isinstance(node.op, CheckUpdates):
+        return None
+    checks = _node_checks(node)
+    if any(getattr(c, "terms", None) is None for c, _, _ in checks):
+        return None
+    terms = [(a + k, i, b + k, j) for c, k, _ in checks for a, i, b, j in c.terms]
+    return _shapes.equal_dims_thunk(terms, _python_checks(checks), len(node.inputs))
+
+
+@register_c_builder
+def check_updates_c_builder(items):
+    """The CheckUpdates nodes that ``_check_updates_c_thunk`` takes."""
+    return build_each(items, "vmc.thunks._shapes", _check_updates_c_thunk)
 
 
 @register(CheckUpdates)
 def check_updates_thunk(node, destroyable):
-    checks, bounds, k = [], [], 0
-    for n, s in zip(node.op.nodes, node.op.shared):
-        checks.append(shape_check(n, s))
-        bounds.append((k, k + len(n.inputs)))
-        k += len(n.inputs)
+    return _python_checks(_node_checks(node))
 
+
+def _python_checks(checks):
     def thunk(*args):
-        for check, (a, b) in zip(checks, bounds):
+        for check, a, b in checks:
             check(*args[a:b])
         return ()
     return thunk

@@ -14,7 +14,7 @@ from vmc.tensor.elemwise import DimShuffle, Elemwise
 from vmc.tensor.math import CAReduce, Dot, normalize_axis
 from vmc.tensor.nnet import LogSoftmax, Softmax
 from vmc.tensor.shape import ShapeI
-from vmc.thunks.registry import register, register_c_builder
+from vmc.thunks.registry import build_each, register, register_c_builder
 
 from .blas import BLAS_DTYPES, Gemm, Gemv, Ger
 from .fusion import FusedElemwise
@@ -74,33 +74,30 @@ def ger_thunk(node, destroyable):
 _BLAS_OPS = (Gemm, Gemv, Ger, Dot)
 
 
+def _blas_c_thunk(_blas, node, destroyable):
+    """The ``vmc.thunks._blas`` thunk of a node, or None where it does not apply."""
+    op = node.op
+    if not isinstance(op, _BLAS_OPS):
+        return None
+    if any(v.type.dtype not in BLAS_DTYPES for v in node.inputs if v.type.ndim):
+        return None
+    if len({v.type.dtype for v in node.inputs}) != 1:
+        return None
+    inplace = 0 in destroyable
+    if isinstance(op, Gemm):
+        return _blas.gemm_thunk(inplace)
+    if isinstance(op, Gemv):
+        return _blas.gemv_thunk(inplace)
+    if isinstance(op, Ger):
+        return _blas.ger_thunk(inplace)
+    return _blas.dot_thunk()
+
+
 @register_c_builder
 def blas_c_builder(items):
     """Gemm, Gemv, Ger and Dot of float32/float64 through ``vmc.thunks._blas``
     (asked only when the Cython VM runs the program)."""
-    try:
-        from vmc.thunks import _blas
-    except ImportError:
-        return {}
-    built = {}
-    for pc, node, destroyable in items:
-        op = node.op
-        if not isinstance(op, _BLAS_OPS):
-            continue
-        if any(v.type.dtype not in BLAS_DTYPES for v in node.inputs if v.type.ndim):
-            continue
-        if len({v.type.dtype for v in node.inputs}) != 1:
-            continue
-        inplace = 0 in destroyable
-        if isinstance(op, Gemm):
-            built[pc] = _blas.gemm_thunk(inplace)
-        elif isinstance(op, Gemv):
-            built[pc] = _blas.gemv_thunk(inplace)
-        elif isinstance(op, Ger):
-            built[pc] = _blas.ger_thunk(inplace)
-        else:
-            built[pc] = _blas.dot_thunk()
-    return built
+    return build_each(items, "vmc.thunks._blas", _blas_c_thunk)
 
 
 # -- softmax + cross-entropy -----------------------------------------------------------
@@ -148,9 +145,14 @@ def crossentropy_softmax_dx_thunk(node, destroyable):
     return thunk
 
 
+_NNET_OPS = (CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, Softmax, LogSoftmax)
+
+
 def _nnet_c_thunk(_nnet, node, destroyable):
     """The ``vmc.thunks._nnet`` thunk of a node, or None where it does not apply."""
     op = node.op
+    if not isinstance(op, _NNET_OPS):
+        return None
     if isinstance(op, CrossentropySoftmaxDx):
         dtype = node.inputs[1].type.dtype
     else:
@@ -172,38 +174,23 @@ def _nnet_c_thunk(_nnet, node, destroyable):
 def nnet_c_builder(items):
     """Softmax and log-softmax over the last axis, and the softmax cross-entropy
     and its gradient, of float32/float64 through ``vmc.thunks._nnet``."""
-    try:
-        from vmc.thunks import _nnet
-    except ImportError:
-        return {}
-    built = {}
-    for pc, node, destroyable in items:
-        if isinstance(node.op, _NNET_OPS):
-            thunk = _nnet_c_thunk(_nnet, node, destroyable)
-            if thunk is not None:
-                built[pc] = thunk
-    return built
-
-
-_NNET_OPS = (CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, Softmax, LogSoftmax)
+    return build_each(items, "vmc.thunks._nnet", _nnet_c_thunk)
 
 
 # -- views and shapes ------------------------------------------------------------------
+def _shapes_c_thunk(_shapes, node, destroyable):
+    op = node.op
+    if isinstance(op, DimShuffle):
+        return _shapes.dimshuffle_thunk(op.input_ndim, op.new_order)
+    if isinstance(op, ShapeI):
+        return _shapes.shape_i_thunk(op.i)
+    return None
+
+
 @register_c_builder
 def shapes_c_builder(items):
     """DimShuffle views and Shape_i through ``vmc.thunks._shapes``."""
-    try:
-        from vmc.thunks import _shapes
-    except ImportError:
-        return {}
-    built = {}
-    for pc, node, _ in items:
-        op = node.op
-        if isinstance(op, DimShuffle):
-            built[pc] = _shapes.dimshuffle_thunk(op.input_ndim, op.new_order)
-        elif isinstance(op, ShapeI):
-            built[pc] = _shapes.shape_i_thunk(op.i)
-    return built
+    return build_each(items, "vmc.thunks._shapes", _shapes_c_thunk)
 
 
 # -- fused elementwise: numpy ---------------------------------------------------------------

@@ -46,6 +46,23 @@ def register_c_builder(builder=None, *, generates_c=False):
     return deco(builder) if builder is not None else deco
 
 
+def build_each(items, module, make):
+    """``{pc: thunk}`` for a builder whose thunks come one per node from a
+    compiled module: ``make(module, node, destroyable)`` returns the node's
+    thunk, or None where it does not apply; ``{}`` when the module is not built."""
+    import importlib
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return {}
+    built = {}
+    for pc, node, destroyable in items:
+        thunk = make(mod, node, destroyable)
+        if thunk is not None:
+            built[pc] = thunk
+    return built
+
+
 def c_thunks_for(code, destroy, generate_c=True):
     from vmc.compile.program import THUNK
     items = [(pc, ins.node, destroy.get(pc, frozenset()))

@@ -20,7 +20,6 @@ unless the thunk was built in place, when it writes into its dying input.
 cimport numpy as cnp
 from cpython.ref cimport PyObject
 from libc.math cimport log, logf
-from libc.stdlib cimport free, malloc
 
 from vmc.thunks._outputs cimport Ctx, cthunk, output, reg, store
 
@@ -129,7 +128,7 @@ cdef Py_ssize_t _argmax(const char *row, Py_ssize_t k, Py_ssize_t s1, real *m) n
 
 cdef void _shift_rows(Rows x, real *out, real *maxima, cnp.int64_t *argmax) noexcept nogil:
     """``out = x - max`` row by row (C-contiguous, may be ``x``), with each
-    row's maximum and, when ``argmax`` is not NULL, its index."""
+    row's maximum and its index where ``maxima`` and ``argmax`` are not NULL."""
     cdef Py_ssize_t i, j, a
     cdef real m
     cdef const char *row
@@ -139,7 +138,8 @@ cdef void _shift_rows(Rows x, real *out, real *maxima, cnp.int64_t *argmax) noex
         a = _argmax(row, x.k, x.s1, &m)
         if argmax != NULL:
             argmax[i] = a
-        maxima[i] = m
+        if maxima != NULL:
+            maxima[i] = m
         for j in range(x.k):
             o[j] = _at(row, j, x.s1, m) - m
 
@@ -172,29 +172,23 @@ cdef real _sum_exp(const real *t, Py_ssize_t k) noexcept nogil:
     return <real>total
 
 
-cdef int _softmax(Rows x, real *out, bint log_form) noexcept nogil:
+cdef void _softmax(Rows x, real *out, bint log_form) noexcept nogil:
     """Softmax (or log-softmax) of each row into the C-contiguous ``out``,
-    which may be ``x`` itself (each element is read before it is written).
-    -1 when out of memory."""
+    which may be ``x`` itself (each element is read before it is written)."""
     cdef Py_ssize_t i, j, k = x.k
     cdef real s
     cdef real *o
-    cdef real *maxima = <real*>malloc(max(x.n, 1) * sizeof(real))
-    if maxima == NULL:
-        return -1
-    _shift_rows(x, out, maxima, NULL)
-    free(maxima)
+    _shift_rows(x, out, NULL, NULL)
     if log_form:
         for i in range(x.n):
             o = out + i * k
             s = _log(_sum_exp(o, k))
             for j in range(k):
                 o[j] = o[j] - s
-        return 0
+        return
     _exp_all(out, x.n * k)
     for i in range(x.n):
         _normalize(out + i * k, k)
-    return 0
 
 
 cdef void _xent(Rows x, const char *y, Py_ssize_t ys, real *nll, real *sm,
@@ -225,10 +219,11 @@ cdef void _xent_dx(Rows sm, const real *g, Py_ssize_t gs, const char *y, Py_ssiz
 
 
 # The loops for a dtype known only at run time.
-cdef int _softmax_typed(int typenum, Rows r, void *o, bint log_form) noexcept nogil:
+cdef void _softmax_typed(int typenum, Rows r, void *o, bint log_form) noexcept nogil:
     if typenum == cnp.NPY_FLOAT:
-        return _softmax(r, <float*>o, log_form)
-    return _softmax(r, <double*>o, log_form)
+        _softmax(r, <float*>o, log_form)
+    else:
+        _softmax(r, <double*>o, log_form)
 
 
 cdef void _xent_typed(int typenum, Rows r, const char *y, Py_ssize_t ys, void *nll,
@@ -272,14 +267,11 @@ cdef int _softmax_thunk(void *ctx, PyObject **regs, const int *ins, const int *o
     cdef void *o = cnp.PyArray_DATA(out)
     if r.k == 0:
         return store(regs, outs[0], out)
-    cdef int err
     if r.n * r.k <= _NOGIL_SIZE:
-        err = _softmax_typed(typenum, r, o, log_form)
+        _softmax_typed(typenum, r, o, log_form)
     else:
         with nogil:
-            err = _softmax_typed(typenum, r, o, log_form)
-    if err:
-        raise MemoryError()
+            _softmax_typed(typenum, r, o, log_form)
     return store(regs, outs[0], out)
 
 

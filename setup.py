@@ -1,16 +1,22 @@
-"""Build the Cython extensions of vmc (every ``vmc/**/*.pyx``) with numpy headers, and the
-C driver of the generated elementwise kernels (``vmc/thunks/cgen/_ew_runtime.c``).
+"""Build the Cython extensions of vmc (every ``vmc/**/*.pyx``) with numpy headers, the
+C driver of the generated elementwise kernels (``vmc/thunks/cgen/_ew_runtime.c``), and the
+stock kernels (``vmc/thunks/cgen/stock.py``: a plain C library the generator writes and
+compiles as it would at run time; not a Python module).
 
 Compiler directives are set once here. ``VMC_CYTHON_DEBUG=1`` turns bounds and
 wraparound checks back on for debugging.
 """
+import importlib
 import importlib.util
 import os
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("VMC_CYTHON_DEBUG") == "1"
 DIRECTIVES = {
@@ -39,7 +45,8 @@ def extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=(["-O3"] if not DEBUG else ["-O0", "-g"]) + MATH_FLAGS,
         ))
-    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True) + [ew_runtime()]
+    return (cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
+            + [ew_runtime(), Extension(STOCK, sources=[])])
 
 
 def ew_runtime():
@@ -58,4 +65,24 @@ def ew_runtime():
     )
 
 
-setup(ext_modules=extensions())
+STOCK = "vmc.thunks.cgen._stock_kernels"
+
+
+def cgen_module(name: str):
+    """A module of vmc/thunks/cgen, loaded without importing vmc (which needs the
+    extensions this builds): its directory becomes a bare package."""
+    pkg = types.ModuleType("_vmc_cgen_setup")
+    pkg.__path__ = [str(Path("vmc/thunks/cgen").resolve())]
+    sys.modules.setdefault(pkg.__name__, pkg)
+    return importlib.import_module(f"{pkg.__name__}.{name}")
+
+
+class BuildExt(build_ext):
+    def build_extension(self, ext):
+        if ext.name == STOCK:
+            cgen_module("stock").build(self.get_ext_fullpath(ext.name))
+        else:
+            super().build_extension(ext)
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

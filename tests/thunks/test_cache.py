@@ -4,7 +4,6 @@ rebuild of a corrupt entry, no compiler -> a warning and False.
 Each test gets a fresh cache directory; build.log (one line per compiler
 invocation) says how many builds happened.
 """
-import contextlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -15,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cache_helpers import builds, compiledir_at
 
 from vmc.thunks.cgen import cache
 
@@ -27,33 +27,6 @@ def source(token: int) -> str:
         static const vmc_export VMC_EXPORTS[] = {{{{NULL}}}};
         static PyMethodDef VMC_METHODS[] = {{{{"token", token, METH_NOARGS, NULL}}, {{NULL}}}};
         """)
-
-
-@contextlib.contextmanager
-def compiledir_at(path: Path):
-    """Point the cache at ``path``: through vmc.config when it has the option."""
-    old = os.environ.get("VMC_COMPILEDIR")
-    os.environ["VMC_COMPILEDIR"] = str(path)
-    try:
-        from vmc.config import config
-    except ImportError:
-        config = None
-    try:
-        if config is not None and hasattr(config, "compiledir"):
-            with config.change(compiledir=str(path)):
-                yield path
-        else:
-            yield path
-    finally:
-        if old is None:
-            os.environ.pop("VMC_COMPILEDIR", None)
-        else:
-            os.environ["VMC_COMPILEDIR"] = old
-
-
-def builds(d: Path, hint: str = "") -> int:
-    log = d / cache.BUILD_LOG
-    return sum(hint in line for line in log.read_text().splitlines()) if log.exists() else 0
 
 
 def in_fresh_process(d: Path, code: str, **env) -> subprocess.CompletedProcess:
@@ -204,6 +177,7 @@ def test_no_compiler_function_runs_with_numpy_and_warns_once(tmp_path):
 def test_empty_cache_compiles_only_the_kernels(tmpcache):
     # the driver is built with the package: a cold cache costs one build per function
     import numpy as np
+
     import vmc
     import vmc.tensor as vt
     x = vt.vector("x")

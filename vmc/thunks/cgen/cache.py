@@ -184,14 +184,14 @@ def compile_flags() -> list:
     return flags
 
 
-def _compiler_identity(cc: list) -> str:
+def compiler_identity(cc: list) -> str:
     st = os.stat(cc[0])
     return f"{os.path.realpath(cc[0])}:{st.st_size}:{st.st_mtime_ns}:{' '.join(cc[1:])}"
 
 
 def _key(kind: str, sources: str, cc: list, flags: list) -> str:
     h = hashlib.sha256()
-    for part in (kind, PRELUDE, POSTLUDE, sources, _compiler_identity(cc), " ".join(flags),
+    for part in (kind, PRELUDE, POSTLUDE, sources, compiler_identity(cc), " ".join(flags),
                  headers_digest(), sys.implementation.cache_tag, EXT_SUFFIX,
                  sys.version, np.__version__):
         h.update(part.encode() + b"\0")

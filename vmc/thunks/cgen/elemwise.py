@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vmc.compile.program import CThunk
-
 from . import scalar_c
 from .cache import cached_library
 from .headers import headers_digest
@@ -445,21 +443,25 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
     so the caller can fall back to numpy thunks; CompileError if the compiler
     rejects the source (a generator bug).
     """
+    from vmc.compile.program import CThunk
+
+    from . import stock
     specs = list(specs)
     if not specs:
         return []
     distinct, index = _distinct(specs)
     rt = runtime()
-    # Block-form kernels compile in a library of their own, with BLOCK_FLAGS.
     where = {}                  # spec -> (its library's table, its index there)
+    if reuse_max_bytes == REUSE_MAX_BYTES:
+        stock_table, stock_index = stock.table(rt.load)
+        where.update((s, (stock_table, stock_index[s])) for s in distinct if s in stock_index)
+    # Block-form kernels compile in a library of their own, with BLOCK_FLAGS.
     for blocks in (False, True):
-        group = [s for s in distinct if block_form(s) == blocks]
+        group = [s for s in distinct if block_form(s) == blocks and s not in where]
         if not group:
             continue
-        # everything module_source reads besides the code: the specs and the settings
-        alias = (f"{_generator_digest()}\0{int(reuse_max_bytes)}\0{OUTLINE_MIN_CALLS}\0"
-                 f"{BLOCK_MIN_OPS}\0{BLOCK_LANES}\0{group!r}")
-        table = cached_library(alias, lambda g=group: module_source(g, reuse_max_bytes)[0],
+        table = cached_library(source_alias(group, reuse_max_bytes),
+                               lambda g=group: module_source(g, reuse_max_bytes)[0],
                                re.sub(r"\W", "_", name_hint), rt.load,
                                BLOCK_FLAGS if blocks else ())
         where.update((s, (table, i)) for i, s in enumerate(group))
@@ -470,6 +472,13 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
         fn, ctx = rt.thunk(table, j)
         thunks.append(CThunk(fn=fn, ctx=ctx, keepalive=(table, rt)))
     return thunks
+
+
+def source_alias(group: list, reuse_max_bytes: int) -> str:
+    """Everything ``module_source(group)`` reads besides the generator's code: the
+    specs and the settings; with the code's digest, it names the source."""
+    return (f"{_generator_digest()}\0{int(reuse_max_bytes)}\0{OUTLINE_MIN_CALLS}\0"
+            f"{BLOCK_MIN_OPS}\0{BLOCK_LANES}\0{group!r}")
 
 
 _digest: list = []

@@ -1,0 +1,33 @@
+"""A fresh compile cache for a test, and how many builds it logged."""
+import contextlib
+import os
+from pathlib import Path
+
+from vmc.thunks.cgen import cache
+
+
+@contextlib.contextmanager
+def compiledir_at(path: Path):
+    """Point the cache at ``path``: through vmc.config when it has the option."""
+    old = os.environ.get("VMC_COMPILEDIR")
+    os.environ["VMC_COMPILEDIR"] = str(path)
+    try:
+        from vmc.config import config
+    except ImportError:
+        config = None
+    try:
+        if config is not None and hasattr(config, "compiledir"):
+            with config.change(compiledir=str(path)):
+                yield path
+        else:
+            yield path
+    finally:
+        if old is None:
+            os.environ.pop("VMC_COMPILEDIR", None)
+        else:
+            os.environ["VMC_COMPILEDIR"] = old
+
+
+def builds(d: Path, hint: str = "") -> int:
+    log = d / cache.BUILD_LOG
+    return sum(hint in line for line in log.read_text().splitlines()) if log.exists() else 0

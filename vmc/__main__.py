@@ -33,7 +33,8 @@ def _cache(action):
         print(f"the compile cache is not available: {e}", file=sys.stderr)
         return 1
     if action == "info":
-        info = cache_info()
+        from .thunks.cgen import stock
+        info = {**cache_info(), **stock.info()}
         for k, v in info.items():
             print(f"{k}: {v}")
     else:

@@ -65,8 +65,10 @@ def test_function_of_stock_kernels_compiles_no_c(tmpcache):
 
 
 def test_other_flags_refuse_the_library_and_compile(tmpcache, monkeypatch):
+    assert stock.info()["stock status"] == "current"
     monkeypatch.setenv("VMC_CFLAGS", "-fno-tree-loop-distribute-patterns")
     assert stock.table(elemwise.runtime().load) == (None, {})
+    assert stock.info()["stock status"].startswith("stale")
     x = vt.fmatrix("x")
     f = vmc.function([x], x.sum(axis=0))
     xv = np.random.default_rng(1).standard_normal(SHAPE).astype("float32")

@@ -113,6 +113,19 @@ def build(out: str | os.PathLike) -> None:
         os.replace(tmp_out, out)
 
 
+def info() -> dict:
+    """For ``python -m vmc cache info``: the library, its kernel count and whether it is
+    used ("current"), or why not ("missing", "stale: ...")."""
+    if not LIBRARY.exists():
+        status = "missing: reinstall vmc (pip install -e .) to build it"
+    elif _built_key(LIBRARY) != key():
+        status = "stale (built by another vmc, compiler or flags): reinstall vmc to rebuild it"
+    else:
+        status = "current"
+    return {"stock library": str(LIBRARY), "stock kernels": len(specs()),
+            "stock status": status}
+
+
 def _built_key(path: Path) -> str | None:
     try:
         return ctypes.c_char_p.in_dll(ctypes.CDLL(str(path)), "vmc_stock_key").value.decode()

@@ -4,10 +4,11 @@ Programs: a 999-op elementwise chain on float64[1000] (``*x``, ``+0.1``, ``tanh`
 cycling), and a 10-layer MLP training step (784-256x9-10, tanh, softmax, mean NLL, SGD
 updates; batch 64). Each measurement is a new ``python`` process that imports the library
 (``import`` column, not included in the median), builds the graph, compiles it and computes
-the first result. Cold: the library's compile cache points at a new empty directory
+the first result; a row is the median of 3 such processes (1 for a cold PyTensor C cache).
+Cold: each process's compile cache points at a new empty directory
 (``VMC_FLAGS=compiledir=...`` and ``VMC_COMPILEDIR``; ``PYTENSOR_FLAGS=compiledir=...`` and
-``NUMBA_CACHE_DIR``; JAX's persistent compilation cache). Warm: a second process with the same
-directory. numpy compiles nothing: its row is the time of the eager first result.
+``NUMBA_CACHE_DIR``; JAX's persistent compilation cache). Warm: later processes with the
+same directory. numpy compiles nothing: its row is the time of the eager first result.
 With --quick: a 199-op chain and a 3-layer MLP, and no PyTensor cvm rows (filling its C
 cache takes about a minute).
 """
@@ -49,12 +50,20 @@ def cases(cfg) -> list:
     for name, program, size in programs(cfg):
         ref = lambda p=program, n=size: reference(p, n)  # noqa: E731
         for warm in (False, True):
-            n_samples = 1 if (cfg.quick or not warm) else 3
-            impls = [Impl(kind, _builder(kind, program, size, warm, n_samples, dirs))
+            impls = [Impl(kind, _builder(kind, program, size, warm, _samples(cfg, kind, warm),
+                                         dirs))
                      if not (cfg.quick and kind == "pytensor cvm") else
                      Impl(kind, _skip_quick) for kind in KINDS]
             out.append(Case(f"{name}, {'warm' if warm else 'cold'} cache", ref, impls))
     return out
+
+
+def _samples(cfg, kind: str, warm: bool) -> int:
+    """Fresh processes per row: 3 (the median), but one with --quick, and one for a cold
+    PyTensor C cache (about 25 s a sample)."""
+    if cfg.quick or (kind == "pytensor cvm" and not warm):
+        return 1
+    return 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ imports only its siblings, which import numpy and the standard library.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import itertools
@@ -146,6 +147,7 @@ def table(load) -> tuple:
         found = (None, {})
         stock_specs = specs()
         if cc and LIBRARY.exists() and _built_key(LIBRARY) == key(stock_specs):
-            found = (load(str(LIBRARY)), {s: i for i, s in enumerate(stock_specs)})
+            with contextlib.suppress(ImportError, OSError):   # then compile them, as without
+                found = (load(str(LIBRARY)), {s: i for i, s in enumerate(stock_specs)})
         _loaded[memo] = found
     return _loaded[memo]

@@ -3,7 +3,6 @@ the linear algebra ops."""
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from vmc.tensor.blas_ops import MatMul
 from vmc.tensor.extra_ops import AllocDiag, ExtractDiag, Nonzero, Repeat, Split
@@ -85,6 +84,7 @@ def inv_thunk(node, destroyable):
 
 @register(Solve)
 def solve_thunk(node, destroyable):
+    import scipy.linalg             # on first use: it costs 70 ms of import vmc
     conv = _as(np.dtype(node.outputs[0].type.dtype))
     assume_a, lower = node.op.assume_a, node.op.lower
     return lambda a, b: scipy.linalg.solve(conv(a), conv(b), assume_a=assume_a, lower=lower)
@@ -92,6 +92,7 @@ def solve_thunk(node, destroyable):
 
 @register(SolveTriangular)
 def solve_triangular_thunk(node, destroyable):
+    import scipy.linalg             # on first use: it costs 70 ms of import vmc
     conv = _as(np.dtype(node.outputs[0].type.dtype))
     lower = node.op.lower
     return lambda a, b: scipy.linalg.solve_triangular(conv(a), conv(b), lower=lower)
@@ -99,6 +100,7 @@ def solve_triangular_thunk(node, destroyable):
 
 @register(Cholesky)
 def cholesky_thunk(node, destroyable):
+    import scipy.linalg             # on first use: it costs 70 ms of import vmc
     conv = _as(np.dtype(node.outputs[0].type.dtype))
     lower = node.op.lower
     return lambda x: scipy.linalg.cholesky(conv(x), lower=lower)

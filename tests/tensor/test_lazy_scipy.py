@@ -1,5 +1,7 @@
-"""``import vmc`` leaves scipy.special and scipy.linalg unimported (0.35 s and 0.07 s of
-import time); the ops that need them import them on first use and give scipy's numbers."""
+"""``import vmc`` leaves scipy.special and the scipy.linalg package unimported (0.35 s and
+0.42 s of import time): the ops that need them import them on first use and give scipy's
+numbers, and the BLAS thunks' ``scipy.linalg.cython_blas`` is loaded on its own
+(vmc/thunks/scipy_blas.py)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,29 @@ import vmc.tensor as vt
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_import_vmc_imports_no_scipy():
-    code = "import sys, vmc; print(sorted(m for m in sys.modules if m.startswith('scipy')))"
+def test_import_vmc_imports_neither_scipy_special_nor_linalg():
+    code = ("import sys, vmc, vmc.thunks._blas\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('scipy.special', "
+            "'scipy.linalg'))))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=str(ROOT), timeout=120, check=True)
-    assert p.stdout.strip() == "[]"
+    assert p.stdout.strip() == "['scipy.linalg.cython_blas']"
+
+
+def test_gemm_through_the_preloaded_blas_then_scipy_linalg_imports_cleanly():
+    code = ("import numpy as np, vmc, vmc.tensor as vt\n"
+            "a, b = vt.dmatrix('a'), vt.dmatrix('b')\n"
+            "f = vmc.function([a, b], vt.dot(a, b))\n"
+            "x = np.arange(6.0).reshape(2, 3); y = np.arange(12.0).reshape(3, 4)\n"
+            "assert np.array_equal(f(x, y), x @ y)\n"
+            "import scipy.linalg, sys\n"
+            "from scipy.linalg import cython_blas\n"
+            "assert cython_blas is sys.modules['scipy.linalg.cython_blas']\n"
+            "assert np.allclose(scipy.linalg.solve([[2.0]], [4.0]), [2.0])\n"
+            "print('ok')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=120)
+    assert p.stdout.strip() == "ok", p.stderr
 
 
 def test_special_functions_load_on_first_use_on_both_linkers():

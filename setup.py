@@ -33,6 +33,7 @@ DIRECTIVES = {
 # vmc_math.h's selects if-convert, so its loops vectorize; no contraction keeps numpy's
 # rounding. Never -ffast-math.
 MATH_FLAGS = ["-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
+STOCK = "vmc.thunks.cgen._stock_kernels"    # built by BuildExt through vmc/thunks/cgen/stock.py
 
 
 def extensions():
@@ -63,9 +64,6 @@ def ew_runtime():
         define_macros=[("VMC_HEADERS_DIGEST", f'"{headers.headers_digest()}"')],
         extra_compile_args=["-O2", "-Wno-unused-function"] + MATH_FLAGS,
     )
-
-
-STOCK = "vmc.thunks.cgen._stock_kernels"
 
 
 def cgen_module(name: str):

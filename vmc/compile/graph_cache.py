@@ -220,16 +220,16 @@ def _key(inputs, outputs, order, n_user, updated, mode):
 
 def _code_digest() -> str:
     """vmc's Python code (what the rewrites are: each file's path, size and
-    modification time, as Python's own bytecode cache checks), numpy's and
-    Python's versions."""
+    modification time, as Python's own bytecode cache checks), numpy's, scipy's
+    and Python's versions."""
     if not _code:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         files = []
         for d, subdirs, names in os.walk(root):      # os.walk: a fifth of Path.rglob's time
             subdirs.sort()
             files += [os.path.join(d, n) for n in sorted(names) if n.endswith(".py")]
-        scipy = sys.modules.get("scipy")      # constant folding calls scipy.special
-        versions = f"{np.__version__}\0{getattr(scipy, '__version__', '')}\0{sys.version}"
+        import scipy                          # constant folding calls scipy.special
+        versions = f"{np.__version__}\0{scipy.__version__}\0{sys.version}"
         h = hashlib.sha256(versions.encode() + b"\0")
         for p in files:
             st = os.stat(p)

@@ -352,6 +352,11 @@ def _load_module(name: str, so: Path):
     return mod
 
 
+def compile_command(cc: list, flags: list, src: Path, out: Path) -> list:
+    """The compiler's argv that builds the shared library ``out`` from ``src``."""
+    return cc + flags + [f"-I{p}" for p in INCLUDE_DIRS] + [str(src), "-o", str(out), "-lm"]
+
+
 def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
     d = so.parent
     tmpdir = Path(tempfile.mkdtemp(prefix=PREFIX + "tmp_", dir=d))
@@ -359,7 +364,7 @@ def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
         src = tmpdir / (name + ".c")
         src.write_text(source)
         out = tmpdir / so.name
-        cmd = cc + flags + [f"-I{p}" for p in INCLUDE_DIRS] + [str(src), "-o", str(out), "-lm"]
+        cmd = compile_command(cc, flags, src, out)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         _log_build(d, name, time.perf_counter() - t0, proc.returncode)

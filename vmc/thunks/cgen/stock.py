@@ -105,8 +105,7 @@ def build(out: str | os.PathLike) -> None:
         src = Path(tmp) / "stock_kernels.c"
         src.write_text(source(build_key))
         tmp_out = Path(tmp) / out.name
-        cmd = (cache.compiler() + cache.compile_flags()
-               + [f"-I{p}" for p in cache.INCLUDE_DIRS] + [str(src), "-o", str(tmp_out), "-lm"])
+        cmd = cache.compile_command(cache.compiler(), cache.compile_flags(), src, tmp_out)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise cache.CompileError(f"building the stock kernels failed:\n{' '.join(cmd)}\n"

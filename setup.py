@@ -42,7 +42,7 @@ def extensions():
         name = ".".join(pyx.with_suffix("").parts)
         exts.append(Extension(
             name, [str(pyx)],
-            include_dirs=[np.get_include(), str(pyx.parent)],
+            include_dirs=[np.get_include(), str(pyx.parent), "vmc"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=(["-O3"] if not DEBUG else ["-O0", "-g"]) + MATH_FLAGS,
         ))
@@ -59,8 +59,8 @@ def ew_runtime():
     cgen = Path("vmc/thunks/cgen")
     return Extension(
         "vmc.thunks.cgen._ew_runtime", [str(cgen / "_ew_runtime.c")],
-        include_dirs=[np.get_include(), str(cgen), str(cgen.parent)],
-        depends=[str(h) for d in (cgen, cgen.parent) for h in sorted(d.glob("*.h"))],
+        include_dirs=[np.get_include(), str(cgen), "vmc"],
+        depends=[str(h) for d in (cgen, Path("vmc")) for h in sorted(d.glob("*.h"))],
         define_macros=[("VMC_HEADERS_DIGEST", f'"{headers.headers_digest()}"')],
         extra_compile_args=["-O2", "-Wno-unused-function"] + MATH_FLAGS,
     )

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from vmc._vm import VM  # noqa: E402
-from vmc.compile.program import THUNK, Program, int_array  # noqa: E402
+from vmc.program import THUNK, Program, int_array  # noqa: E402
 from vmc.compile.pyvm import PyVM  # noqa: E402
 from vmc.thunks._blas import dot_thunk  # noqa: E402
 from vmc.thunks._testthunks import add_thunk, identity_thunk  # noqa: E402

@@ -1,4 +1,4 @@
-# Declarations of the Cython VM (vmc/_vm.pyx). See vmc/compile/program.py for
+# Declarations of the Cython VM (vmc/_vm.pyx). See vmc/program.py for
 # the Program it executes and vmc/compile/pyvm.py for the reference semantics.
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t
@@ -7,7 +7,7 @@ cdef extern from "Python.h":
     ctypedef PyObject *(*vectorcallfunc)(PyObject *callable, PyObject **args,
                                          size_t nargsf, PyObject *kwnames)
 
-cdef extern from "thunks/vmc_thunk.h":
+cdef extern from "vmc_thunk.h":
     # The one C thunk ABI: 0 on success, -1 with a Python exception set.
     ctypedef int (*vmc_thunk_fn)(void *ctx, PyObject **regs,
                                  const int *ins, const int *outs) noexcept

@@ -1,4 +1,4 @@
-"""The Cython VM: executes a ``vmc.compile.program.Program``.
+"""The Cython VM: executes a ``vmc.program.Program``.
 
 It means exactly what ``vmc.compile.pyvm.PyVM`` means (that file is the
 definition); this one is fast. The instruction arrays are copied into C
@@ -76,7 +76,7 @@ _import_array()
 
 _DTYPES = {np.dtype(c).num: str(np.dtype(c)) for c in np.typecodes["All"]}
 
-# Instruction kinds, as in vmc/compile/program.py (not imported: see module doc).
+# Instruction kinds, as in vmc/program.py (not imported: see module doc).
 cdef enum:
     THUNK = 0
     JUMP_IF_FALSE = 1

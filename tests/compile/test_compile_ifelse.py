@@ -7,7 +7,7 @@ import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc.compile.program import JUMP, JUMP_IF_FALSE, THUNK
+from vmc.program import JUMP, JUMP_IF_FALSE, THUNK
 from vmc.graph.basic import Apply, Op
 from vmc.ifelse import IfElse, ifelse
 from vmc.thunks.registry import register

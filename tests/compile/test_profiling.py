@@ -11,7 +11,7 @@ import pytest
 import vmc
 import vmc.tensor as vt
 from vmc.compile.profiling import ProfileStats, peak_memory
-from vmc.compile.program import JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
+from vmc.program import JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
 from vmc.ifelse import ifelse
 
 from compile_helpers import MODES, linker  # noqa: F401  (fixture)

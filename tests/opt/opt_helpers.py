@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import vmc
-from vmc.opt import FusedElemwise, Mode
+from vmc.opt import Mode
+from vmc.tensor.fused import FusedElemwise
 from vmc.tensor.elemwise import Elemwise
 from vmc.tensor.math import CAReduce
 from vmc.tensor.shape import ShapeI

@@ -174,7 +174,7 @@ def test_alloc_feeding_elementwise_is_broadcast():
 def test_constants_through_dimshuffles_that_drop_and_reorder_dims():
     # const_data folds DimShuffles of a constant with the op's own view_of
     # (it once transposed by the undropped dim numbers, and raised here)
-    from vmc.opt.chains import const_data
+    from vmc.tensor.elemwise import const_data
     c = vt.constant(np.arange(6.0).reshape(3, 1, 2))
     d = c.dimshuffle(2, "x", 0)
     np.testing.assert_array_equal(const_data(d), np.arange(6.0).reshape(3, 1, 2)[:, 0, :].T[:, None, :])

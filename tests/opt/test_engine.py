@@ -13,7 +13,8 @@ from vmc.opt import Mode, RewriteError, node_rewriter, optimize, register_patter
 from vmc.opt.check import GraphCheckError, check_fgraph
 from vmc.opt.driver import Equilibrium
 from vmc.opt.patterns import match
-from vmc.opt.rewriting import REGISTRY, const_value
+from vmc.opt.rewriting import REGISTRY
+from vmc.tensor.elemwise import const_value
 from vmc.tensor.elemwise import Elemwise
 
 from opt_helpers import compile_fn, op_names

@@ -7,8 +7,8 @@ import pytest
 import vmc
 import vmc.tensor as vt
 from vmc.ifelse import ifelse
-from vmc.opt import FusedElemwise
-from vmc.opt.thunks import kernel_spec
+from vmc.tensor.fused import FusedElemwise
+from vmc.thunks.elemwise_c import kernel_spec
 from vmc.thunks import py_thunk
 
 from opt_helpers import compile_fn, nodes, op_names
@@ -192,7 +192,7 @@ def test_kernel_spec_and_generated_c_match_numpy():
 
 def test_function_uses_generated_kernels_when_the_vm_takes_c_thunks():
     import vmc.compile.function as F
-    from vmc.compile.program import CThunk
+    from vmc.program import CThunk
     x = vt.vector("x", dtype="float32")
     f = compile_fn([x], vt.exp(-x * x) * 2 + vt.tanh(x) * 0.5)
     v = np.linspace(-3, 3, 101).astype("float32")

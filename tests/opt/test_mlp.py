@@ -8,7 +8,9 @@ import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc.opt import CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, FusedElemwise, Gemm
+from vmc.tensor.blas_ops import Gemm
+from vmc.tensor.fused import FusedElemwise
+from vmc.tensor.nnet import CrossentropySoftmaxArgmax, CrossentropySoftmaxDx
 from vmc.tensor.math import Dot
 from vmc.tensor.nnet import Softmax
 

@@ -6,7 +6,7 @@ import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc.opt import Gemm, Gemv, Ger
+from vmc.tensor.blas_ops import Gemm, Gemv, Ger
 from vmc.tensor.math import Dot
 from vmc.thunks import py_thunk
 
@@ -152,3 +152,16 @@ def test_sgd_update_is_one_gemm_per_weight():
     f(xv)
     h = np.tanh(xv @ w0)
     np.testing.assert_allclose(w.get_value(), w0 - 0.1 * xv.T @ (1 - h * h))
+
+
+def test_blas_update_op_gradients():
+    """Gemm, Gemv and Ger built directly are differentiable in every input."""
+    rng = np.random.default_rng(4)
+    a, s = np.array(1.5), np.array(-0.5)
+    zm, xm, ym = (rng.standard_normal(sh) for sh in ((2, 3), (2, 4), (4, 3)))
+    zv, vv, wv = rng.standard_normal(2), rng.standard_normal(4), rng.standard_normal(3)
+    vmc.gradient.verify_grad(lambda z, al, x, y, be: Gemm()(z, al, x, y, be),
+                             [zm, a, xm, ym, s], rng=rng)
+    vmc.gradient.verify_grad(lambda z, al, x, y, be: Gemv()(z, al, x, y, be),
+                             [zv, a, xm, vv, s], rng=rng)
+    vmc.gradient.verify_grad(lambda m, al, x, y: Ger()(m, al, x, y), [zm, a, zv, wv], rng=rng)

@@ -7,7 +7,7 @@ import scipy.special as sps
 
 import vmc
 import vmc.tensor as vt
-from vmc.opt import CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, crossentropy_softmax
+from vmc.tensor.nnet import CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, crossentropy_softmax
 from vmc.tensor.nnet import LogSoftmax, Softmax
 
 from opt_helpers import NOFUSE, all_scalar_ops, compile_fn, nodes, op_names

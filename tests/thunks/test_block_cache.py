@@ -86,7 +86,7 @@ def test_cached_arrays_resize_and_pickle_like_any_array(fresh):
 
 
 def test_stale_runtime_falls_back_to_numpy_with_a_warning(monkeypatch):
-    from vmc.opt import thunks
+    from vmc.thunks import elemwise_c as thunks
     from vmc.thunks.cgen import elemwise
     monkeypatch.setattr(elemwise, "headers_digest", lambda: "something else")
     monkeypatch.setattr(thunks, "_warned", [])

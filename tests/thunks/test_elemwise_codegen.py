@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.special as sps
 
-from vmc.compile.program import THUNK, Program, int_array
+from vmc.program import THUNK, Program, int_array
 from vmc.thunks.cgen import KernelSpec, build_kernels
 from vmc.thunks.cgen.caller import call as c_call
 

@@ -6,7 +6,7 @@ from cache_helpers import builds, compiledir_at
 
 import vmc
 import vmc.tensor as vt
-from vmc.compile.program import CThunk
+from vmc.program import CThunk
 from vmc.thunks.cgen import cache, caller, elemwise, stock
 
 _NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "true_div": np.divide}

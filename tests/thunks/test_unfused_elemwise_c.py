@@ -6,7 +6,7 @@ import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc.compile.program import CThunk
+from vmc.program import CThunk
 from vmc.thunks import cgen
 
 pytestmark = pytest.mark.skipif(not cgen.have_compiler(), reason="no C compiler")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from vmc._vm import VM
-from vmc.compile.program import THUNK, Program, int_array
+from vmc.program import THUNK, Program, int_array
 from vmc.thunks._blas import REUSE_MAX_BYTES, dot_thunk, gemm_thunk, gemv_thunk, ger_thunk
 
 from thunk_helpers import assert_no_leaks, thunk_vm

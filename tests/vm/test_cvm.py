@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vmc._vm import VM
-from vmc.compile.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
+from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
 from vmc.compile.pyvm import PyVM
 from vmc.thunks._testthunks import add_thunk, identity_thunk
 

@@ -5,8 +5,8 @@ import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc.compile.program import THUNK, CThunk
-from vmc.opt.nnet import crossentropy_softmax
+from vmc.program import THUNK, CThunk
+from vmc.tensor.nnet import crossentropy_softmax
 from vmc.thunks._nnet import (crossentropy_softmax_dx_thunk, crossentropy_softmax_thunk,
                               log_softmax_thunk, softmax_thunk)
 

@@ -8,7 +8,7 @@ import pytest
 
 import vmc
 import vmc.tensor as vt
-from vmc.compile.program import THUNK, CThunk
+from vmc.program import THUNK, CThunk
 from vmc.tensor.elemwise import DimShuffle
 from vmc.thunks._shapes import dimshuffle_thunk, equal_dims_thunk, shape_i_thunk
 

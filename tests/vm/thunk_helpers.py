@@ -4,7 +4,7 @@ import gc
 import sys
 
 from vmc._vm import VM
-from vmc.compile.program import THUNK, Program, int_array
+from vmc.program import THUNK, Program, int_array
 
 
 def thunk_vm(thunk, n_in, n_out=1):

@@ -208,9 +208,8 @@ def _compile_traced(spec):
     t0 = time.perf_counter()
     inputs, outs, updates = _prepare(spec)
     timings["prepare"] = time.perf_counter() - t0
-    from vmc.opt import optimize
     fgraph = optimized_graph(inputs, outs + [u for _, u in updates], len(outs),
-                             [s for s, _ in updates], spec["mode"], timings, optimize)
+                             [s for s, _ in updates], spec["mode"], timings)
     t1 = time.perf_counter()
     program, node_of_pc = _schedule(fgraph, spec, updates)
     timings["schedule+thunks"] = time.perf_counter() - t1

@@ -39,6 +39,8 @@ from vmc.graph import basic
 from vmc.graph.basic import Apply, Constant, SharedVariable, Variable
 from vmc.graph.fgraph import FunctionGraph
 from vmc.graph.traversal import toposort
+from vmc.opt import optimize
+from vmc.thunks.registry import evaluate
 from vmc.thunks.cgen.cache import PREFIX, compiledir, write_atomic
 
 MEMORY_BYTES = 64 << 20        # optimized graphs kept in this process, newest last
@@ -54,12 +56,12 @@ class Uncacheable(Exception):
     """The graph cannot be written in the flat form (see the module docstring)."""
 
 
-def optimized_graph(inputs, outputs, n_user, update_shared, mode, timings, optimize):
+def optimized_graph(inputs, outputs, n_user, update_shared, mode, timings):
     """The optimized FunctionGraph of the user's graph from ``inputs`` to
     ``outputs`` (the first ``n_user`` are the function's outputs, the rest the
     new values of ``update_shared``): rebuilt from the cache, or cloned and
-    given to ``optimize(fgraph, mode, timings)``. A hit clones nothing but the
-    inputs."""
+    optimized (``vmc.opt.optimize``, folding constants with the CPU thunks). A
+    hit clones nothing but the inputs."""
     t0 = time.perf_counter()
     order = toposort(outputs, blockers=inputs)
     key, shareds = _key(inputs, outputs, order, n_user, update_shared, mode)
@@ -80,7 +82,7 @@ def optimized_graph(inputs, outputs, n_user, update_shared, mode, timings, optim
     fg.update_shared = list(update_shared)
     if timings is not None:
         timings["clone"] = time.perf_counter() - t0
-    optimize(fg, mode, timings)
+    optimize(fg, mode, timings, evaluate=evaluate)
     if key is not None:
         with contextlib.suppress(Uncacheable):
             flat, _ = _flatten(fg.inputs, fg.outputs, fg.toposort(), n_user, fg.update_shared,

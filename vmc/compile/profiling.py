@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk
+from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk
 
 _ALL = []   # every ProfileStats made, for config.profile_at_exit
 

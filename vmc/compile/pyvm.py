@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk, Program
+from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk, Program
 
 
 class PyVM:

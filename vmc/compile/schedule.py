@@ -20,7 +20,7 @@ from __future__ import annotations
 from vmc.graph.basic import Constant, SharedVariable
 from vmc.ifelse import IfElse
 
-from .program import JUMP, JUMP_IF_FALSE, KIND_NAMES, MOVE, THUNK, Program, int_array
+from vmc.program import JUMP, JUMP_IF_FALSE, KIND_NAMES, MOVE, THUNK, Program, int_array
 
 
 class Instr:

@@ -1,29 +1,20 @@
-"""Choosing a thunk for every THUNK instruction of a schedule.
-
-The order of preference: a C thunk from a registered C factory (generated
-elementwise kernels, Cython BLAS) when the C VM runs the program, else the
-op's numpy/scipy thunk from ``vmc.thunks``.
-"""
+"""Choosing a thunk for every THUNK instruction of a schedule, from the thunk
+registry (``vmc.thunks.registry``): batch builders and c factories when the C
+VM runs the program, else (and for what they leave) the py factories."""
 from __future__ import annotations
 
-from vmc.thunks import py_thunk
-from vmc.thunks.registry import c_thunks_for
-
-from .program import THUNK
+from vmc.program import THUNK
+from vmc.thunks.registry import build_thunks as _from_registry
 
 
 def build_thunks(code, destroy, linker, generate_c=True):
     """``(thunk_index, thunks, node_of_pc)`` for the instructions ``code``;
     ``generate_c``: whether builders may run the C compiler."""
-    thunk_index, thunks, node_of_pc = {}, [], {}
-    c_built = c_thunks_for(code, destroy, generate_c) if linker == "cvm" else {}
-    for pc, instr in enumerate(code):
-        node_of_pc[pc] = instr.node
-        if instr.kind != THUNK:
-            continue
-        t = c_built.get(pc)
-        if t is None:
-            t = py_thunk(instr.node, destroy.get(pc, frozenset()))
+    items = [(pc, ins.node, destroy.get(pc, frozenset()))
+             for pc, ins in enumerate(code) if ins.kind == THUNK]
+    built = _from_registry(items, "cpu", use_c=linker == "cvm", generate_c=generate_c)
+    thunk_index, thunks = {}, []
+    for pc, _, _ in items:
         thunk_index[pc] = len(thunks)
-        thunks.append(t)
-    return thunk_index, thunks, node_of_pc
+        thunks.append(built[pc])
+    return thunk_index, thunks, {pc: ins.node for pc, ins in enumerate(code)}

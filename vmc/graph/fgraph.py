@@ -26,6 +26,9 @@ class FunctionGraph:
             self.equiv = None
         self.inputs = inputs
         self.outputs = outputs
+        # evaluate(node, input values) -> output values, for constant folding
+        # (set by ``vmc.opt.optimize``; the graph itself never runs ops)
+        self.evaluate = None
         self.clients = {}       # variable -> list of (node, input index); node "output" for outputs
         self.apply_nodes = set()
         self.variables = set()

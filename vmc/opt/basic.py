@@ -46,17 +46,16 @@ def _foldable(node):
 @node_rewriter("constant_folding", Op, tags=("basic",))
 def constant_folding(fgraph, node):
     """A node whose inputs are all constants becomes its value, computed by
-    its numpy thunk, unless the value is large."""
-    if not _foldable(node) or _too_big_to_try(node):
+    ``fgraph.evaluate`` (``optimize``'s evaluator: rewrites never run ops
+    themselves), unless the value is large. No evaluator, no folding."""
+    evaluate = fgraph.evaluate
+    if evaluate is None or not _foldable(node) or _too_big_to_try(node):
         return None
-    from vmc.thunks import py_thunk
     try:
-        thunk = py_thunk(node, frozenset())
+        with np.errstate(all="ignore"):
+            results = evaluate(node, [v.data for v in node.inputs])
     except NotImplementedError:
         return None
-    with np.errstate(all="ignore"):
-        result = thunk(*[v.data for v in node.inputs])
-    results = [result] if len(node.outputs) == 1 else list(result)
     out = []
     for o, r in zip(node.outputs, results):
         r = np.asarray(r, dtype=o.type.dtype)

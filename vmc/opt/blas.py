@@ -1,4 +1,4 @@
-"""BLAS ops and the specialize rewrites that make them.
+"""The specialize rewrites that make BLAS ops (``vmc.tensor.blas_ops``).
 
 Input orders match the Cython thunks of ``vmc.thunks._blas``:
 
@@ -12,90 +12,14 @@ as an update becomes one in-place gemm on ``w``'s buffer.
 """
 from __future__ import annotations
 
-from vmc.graph.basic import Apply, Op
-from vmc.graph.type import TensorType
 from vmc.tensor import elemwise as E
-from vmc.tensor.basic import as_tensor_variable, constant
-from vmc.tensor.elemwise import DimShuffle, cast, dimshuffle
+from vmc.tensor.basic import constant
+from vmc.tensor.blas_ops import BLAS_DTYPES, _as_scalar, gemm, gemv, ger
+from vmc.tensor.elemwise import DimShuffle, const_data
 from vmc.tensor.math import Dot
 
-from .chains import ADD_OPS, MUL_OPS, _MINUS_ONE, const_data, flatten
+from .chains import ADD_OPS, MUL_OPS, _MINUS_ONE, flatten
 from .rewriting import is_scalar_like, node_rewriter, scalar_name
-
-BLAS_DTYPES = ("float32", "float64")
-
-
-def _as_scalar(v, dtype):
-    v = as_tensor_variable(v)
-    if v.type.ndim:
-        v = dimshuffle(v, ())
-    return cast(v, dtype)
-
-
-def _check_ranks(op, vars_, ranks):
-    for v, r in zip(vars_, ranks):
-        if v.type.ndim != r:
-            raise TypeError(f"{op}: expected ranks {ranks}, got "
-                            f"{[w.type.ndim for w in vars_]}")
-    dtypes = {v.type.dtype for v in vars_}
-    if len(dtypes) != 1:
-        raise TypeError(f"{op}: operands must share one dtype, got {sorted(dtypes)}")
-
-
-class _ProductUpdate(Op):
-    """``beta * z + alpha * a @ b``: the result has z's type, with the dims z
-    leaves unknown taken from the product."""
-    __props__ = ()
-    label, ranks = "", ()
-
-    def product_shape(self, a, b):
-        raise NotImplementedError
-
-    def make_node(self, z, alpha, a, b, beta):
-        z, a, b = (as_tensor_variable(v) for v in (z, a, b))
-        _check_ranks(self.label, (z, a, b), self.ranks)
-        dt = z.type.dtype
-        shape = tuple(s if s is not None else p
-                      for s, p in zip(z.type.shape, self.product_shape(a, b)))
-        return Apply(self, [z, _as_scalar(alpha, dt), a, b, _as_scalar(beta, dt)],
-                     [TensorType(dt, shape).make_variable()])
-
-    def infer_shape(self, node, shapes):
-        return [shapes[0]]
-
-
-class Gemm(_ProductUpdate):
-    """``beta * z + alpha * x @ y``."""
-    label, ranks = "gemm", (2, 2, 2)
-
-    def product_shape(self, x, y):
-        return (x.type.shape[0], y.type.shape[1])
-
-
-class Gemv(_ProductUpdate):
-    """``beta * z + alpha * a @ x``."""
-    label, ranks = "gemv", (1, 2, 1)
-
-    def product_shape(self, a, x):
-        return (a.type.shape[0],)
-
-
-class Ger(Op):
-    """``a + alpha * outer(x, y)``."""
-    __props__ = ()
-
-    def make_node(self, a, alpha, x, y):
-        a, x, y = (as_tensor_variable(v) for v in (a, x, y))
-        _check_ranks("ger", (a, x, y), (2, 1, 1))
-        dt = a.type.dtype
-        return Apply(self, [a, _as_scalar(alpha, dt), x, y], [a.type.make_variable()])
-
-    def infer_shape(self, node, shapes):
-        return [shapes[0]]
-
-
-gemm, gemv, ger = Gemm(), Gemv(), Ger()
-
 
 # -- recognizing the pieces -----------------------------------------------------------
 def _scaled(fgraph, v):

@@ -11,15 +11,14 @@ from vmc.graph.basic import Constant, Variable
 from vmc.tensor import elemwise as E
 from vmc.tensor.basic import constant
 from vmc.tensor.creation import ARange
-from vmc.tensor.elemwise import DimShuffle, Elemwise, cast, dimshuffle
+from vmc.tensor.elemwise import DimShuffle, Elemwise, cast, const_data, const_value, dimshuffle
 from vmc.tensor.math import CAReduce
 from vmc.tensor.shape import Alloc, MakeVector, Reshape, Shape, ShapeI, alloc
 from vmc.tensor.subtensor import Subtensor
 
 from . import chains  # noqa: F401  (registers add_chain and mul_chain)
-from .chains import const_data
 from .patterns import register_patterns
-from .rewriting import const_value, is_op, is_scalar_like, node_rewriter
+from .rewriting import is_op, is_scalar_like, node_rewriter
 
 register_patterns("canonicalize", [
     ("exp_of_log", ("exp", ("log", "x")), lambda x: x),            # exp(log(x)) -> x

@@ -25,7 +25,7 @@ import numpy as np
 from vmc.graph.basic import Constant
 from vmc.tensor import elemwise as E
 from vmc.tensor.basic import constant
-from vmc.tensor.elemwise import DimShuffle, Elemwise
+from vmc.tensor.elemwise import Elemwise, const_data
 
 from .rewriting import node_rewriter, scalar_name
 
@@ -34,20 +34,6 @@ MUL_OPS = frozenset(["mul", "true_div", "neg"])
 
 
 # -- constants -------------------------------------------------------------------
-def const_data(var):
-    """The value of a constant, or of DimShuffles of a constant; else None."""
-    ops = []
-    while var.owner is not None and isinstance(var.owner.op, DimShuffle):
-        ops.append(var.owner.op)
-        var = var.owner.inputs[0]
-    if not isinstance(var, Constant):
-        return None
-    a = var.data
-    for op in reversed(ops):
-        a = op.view_of(a)
-    return a
-
-
 # -- flattening ------------------------------------------------------------------
 def _single_client(fgraph, var):
     cl = fgraph.clients.get(var, ())

@@ -23,9 +23,9 @@ from __future__ import annotations
 import sys
 
 from vmc.graph.basic import Variable
-from vmc.tensor.elemwise import Elemwise
+from vmc.tensor.elemwise import Elemwise, const_value
 
-from .rewriting import REGISTRY, Rewrite, const_value
+from .rewriting import REGISTRY, Rewrite
 
 COMMUTATIVE = frozenset(["add", "mul", "maximum", "minimum", "eq", "neq", "and", "or", "xor"])
 

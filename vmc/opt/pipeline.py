@@ -113,9 +113,14 @@ def get_mode(mode=None):
     raise TypeError(f"mode must be a name or a vmc.Mode, got {type(mode).__name__}")
 
 
-def optimize(fgraph, mode=None, timings=None):
-    """Run ``mode``'s passes on ``fgraph`` in place; return it."""
+def optimize(fgraph, mode=None, timings=None, evaluate=None):
+    """Run ``mode``'s passes on ``fgraph`` in place; return it.
+
+    ``evaluate(node, input values) -> output values`` computes a node whose
+    inputs are all constants (constant folding); ``vmc.compile`` passes the
+    CPU thunks' evaluator. Without one, nothing is folded."""
     mode = get_mode(mode)
+    fgraph.evaluate = evaluate
     merge = "merge" not in mode.exclude
     for name in mode.passes:
         t0 = time.perf_counter()

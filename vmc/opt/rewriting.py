@@ -18,11 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import count
 
-import numpy as np
-
-from vmc.graph.basic import Constant
 from vmc.graph.type import TensorType
-from vmc.tensor.elemwise import DimShuffle, Elemwise, cast
+from vmc.tensor.elemwise import Elemwise, cast
 from vmc.tensor.shape import SpecifyShape
 
 _order = count()
@@ -161,22 +158,6 @@ def scalar_name(var):
 
 def is_op(var, name):
     return scalar_name(var) == name
-
-
-def const_value(var, max_size=4096):
-    """The single value of a constant whose elements are all equal (looking
-    through DimShuffles), as a Python number; None for anything else."""
-    while var.owner is not None and isinstance(var.owner.op, DimShuffle):
-        var = var.owner.inputs[0]
-    if not isinstance(var, Constant):
-        return None
-    d = var.data
-    if d.size == 0 or d.size > max_size or d.dtype.kind not in "iuf":
-        return None
-    first = d.flat[0]
-    if d.size > 1 and not np.all(d == first):
-        return None
-    return first.item()
 
 
 def is_scalar_like(var):

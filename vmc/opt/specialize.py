@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from vmc.tensor import elemwise as E
 from vmc.tensor.basic import constant
+from vmc.tensor.elemwise import const_value
 from vmc.tensor.shape import alloc_like
 
-from .rewriting import const_value, node_rewriter
+from .rewriting import node_rewriter
 
 MAX_INT_POWER = 16
 

@@ -9,16 +9,16 @@ import numpy as np
 
 from vmc.tensor import elemwise as E
 from vmc.tensor.creation import ARange
-from vmc.tensor.elemwise import DimShuffle, Elemwise
+from vmc.tensor.elemwise import DimShuffle, Elemwise, const_data, const_value
 from vmc.tensor.math import Argmax, CAReduce, logsumexp
-from vmc.tensor.nnet import LogSoftmax, Softmax
+from vmc.tensor.nnet import (CrossentropySoftmaxArgmax, CrossentropySoftmaxDx, LogSoftmax,
+                             Softmax)
 from vmc.tensor.shape import Alloc, ShapeI
 from vmc.tensor.subtensor import IncSubtensor, Subtensor
 
 from .chains import _MINUS_ONE, ADD_OPS, MUL_OPS, _is_chain_root, build, flatten, mul_plan
-from .nnet import CrossentropySoftmaxArgmax, CrossentropySoftmaxDx
 from .patterns import register_patterns
-from .rewriting import const_value, node_rewriter, scalar_name
+from .rewriting import node_rewriter, scalar_name
 
 neg_softplus = lambda x: E.neg(E.softplus(x))  # noqa: E731
 
@@ -182,7 +182,6 @@ def _divides_by(fgraph, term, factors):
 # -- softmax + cross-entropy as one op -----------------------------------------------------
 def _is_row_arange(v, x, y):
     """``arange(n)`` with n the number of rows of ``x`` or the length of ``y``."""
-    from .chains import const_data
     c = const_data(v)
     if c is not None:                       # arange(n) folded into a constant
         n = len(c)

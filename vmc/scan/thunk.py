@@ -48,7 +48,6 @@ class InnerFunction:
         from vmc.compile import function as fn_mod
         from vmc.compile.graph_cache import optimized_graph
         from vmc.compile.io import In, normalize_outputs
-        from vmc.opt import optimize
         linker = config.linker if _CVM is not None else "py"
         # The step's inputs are never overwritten: they are sequence rows, the
         # previous values (still in the rings) and the user's non-sequences.
@@ -60,8 +59,7 @@ class InnerFunction:
         spec["outputs"], spec["single"] = normalize_outputs(list(op.inner_outputs))
         self.timings = {}
         inputs, outs, updates = fn_mod._prepare(spec)
-        fgraph = optimized_graph(inputs, outs, len(outs), [], spec["mode"], self.timings,
-                                 optimize)
+        fgraph = optimized_graph(inputs, outs, len(outs), [], spec["mode"], self.timings)
         self.program, self.node_of_pc = fn_mod._schedule(fgraph, spec, updates)
         self.fgraph = fgraph
         self.name = spec["name"]

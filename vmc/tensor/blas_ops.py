@@ -1,5 +1,6 @@
 """Products beyond vector/matrix ``dot``: ``matmul`` (stacked, broadcasting batch
-dims), ``tensordot`` and ``batched_dot``.
+dims), ``tensordot`` and ``batched_dot``; and the BLAS update ops the specialize
+rewrites introduce (``Gemm``, ``Gemv``, ``Ger``: see below).
 
 ``tensordot`` and ``batched_dot`` are built from dimshuffle, reshape, ``dot``
 and ``MatMul``, so they get their shape rules and gradients from those ops (as
@@ -13,8 +14,9 @@ from vmc.graph.basic import Apply, Op
 from vmc.graph.type import TensorType
 
 from .basic import as_tensor_variable
-from .elemwise import _broadcast_shape, _unbroadcast, dimshuffle
-from .math import dot
+from .elemwise import _broadcast_shape, _unbroadcast, cast, dimshuffle
+from .math import dot, outer
+from .math import sum as tsum
 from .shape import reshape, shape_tuple
 
 
@@ -158,3 +160,105 @@ def batched_dot(a, b):
     out = MatMul()(a, b)
     keep = [0] + ([] if va else [1]) + ([] if vb else [2])
     return dimshuffle(out, keep) if len(keep) < 3 else out
+
+
+# -- BLAS updates ---------------------------------------------------------------------
+# Input orders match the Cython thunks of ``vmc.thunks._blas``:
+#
+# - ``Gemm(z, alpha, x, y, beta) = beta * z + alpha * x @ y`` (matrices),
+# - ``Gemv(z, alpha, a, x, beta) = beta * z + alpha * a @ x`` (z, x vectors),
+# - ``Ger(a, alpha, x, y) = a + alpha * outer(x, y)``.
+#
+# ``alpha`` and ``beta`` are 0-d of the output's dtype. A thunk may write into
+# ``z`` (or ``a``) when the scheduler marks it destroyable: ``w - lr * dot(h.T, d)``
+# as an update becomes one in-place gemm on ``w``'s buffer.
+BLAS_DTYPES = ("float32", "float64")
+
+
+def _as_scalar(v, dtype):
+    v = as_tensor_variable(v)
+    if v.type.ndim:
+        v = dimshuffle(v, ())
+    return cast(v, dtype)
+
+
+def _check_ranks(op, vars_, ranks):
+    for v, r in zip(vars_, ranks):
+        if v.type.ndim != r:
+            raise TypeError(f"{op}: expected ranks {ranks}, got "
+                            f"{[w.type.ndim for w in vars_]}")
+    dtypes = {v.type.dtype for v in vars_}
+    if len(dtypes) != 1:
+        raise TypeError(f"{op}: operands must share one dtype, got {sorted(dtypes)}")
+
+
+class _ProductUpdate(Op):
+    """``beta * z + alpha * a @ b``: the result has z's type, with the dims z
+    leaves unknown taken from the product."""
+    __props__ = ()
+    label, ranks = "", ()
+
+    def product_shape(self, a, b):
+        raise NotImplementedError
+
+    def make_node(self, z, alpha, a, b, beta):
+        z, a, b = (as_tensor_variable(v) for v in (z, a, b))
+        _check_ranks(self.label, (z, a, b), self.ranks)
+        dt = z.type.dtype
+        shape = tuple(s if s is not None else p
+                      for s, p in zip(z.type.shape, self.product_shape(a, b)))
+        return Apply(self, [z, _as_scalar(alpha, dt), a, b, _as_scalar(beta, dt)],
+                     [TensorType(dt, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        return [shapes[0]]
+
+    def pullback(self, inputs, outputs, grads):
+        z, alpha, a, b, beta = inputs
+        (g,) = grads
+        ga, gb = self.operand_grads(g, a, b)
+        return [beta * g, tsum(g * dot(a, b)), alpha * ga, alpha * gb, tsum(g * z)]
+
+
+class Gemm(_ProductUpdate):
+    """``beta * z + alpha * x @ y``."""
+    label, ranks = "gemm", (2, 2, 2)
+
+    def product_shape(self, x, y):
+        return (x.type.shape[0], y.type.shape[1])
+
+    def operand_grads(self, g, x, y):
+        return dot(g, y.T), dot(x.T, g)
+
+
+class Gemv(_ProductUpdate):
+    """``beta * z + alpha * a @ x``."""
+    label, ranks = "gemv", (1, 2, 1)
+
+    def product_shape(self, a, x):
+        return (a.type.shape[0],)
+
+    def operand_grads(self, g, a, x):
+        return outer(g, x), dot(a.T, g)
+
+
+class Ger(Op):
+    """``a + alpha * outer(x, y)``."""
+    __props__ = ()
+
+    def make_node(self, a, alpha, x, y):
+        a, x, y = (as_tensor_variable(v) for v in (a, x, y))
+        _check_ranks("ger", (a, x, y), (2, 1, 1))
+        dt = a.type.dtype
+        return Apply(self, [a, _as_scalar(alpha, dt), x, y], [a.type.make_variable()])
+
+    def infer_shape(self, node, shapes):
+        return [shapes[0]]
+
+    def pullback(self, inputs, outputs, grads):
+        a, alpha, x, y = inputs
+        (g,) = grads
+        return [g, tsum(g * outer(x, y)), alpha * dot(g, y), alpha * dot(x, g)]
+
+
+gemm, gemv, ger = Gemm(), Gemv(), Ger()

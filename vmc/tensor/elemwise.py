@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from vmc.config import config
-from vmc.graph.basic import Apply, Op, Variable
+from vmc.graph.basic import Apply, Constant, Op, Variable
 from vmc.graph.type import TensorType
 
 from .basic import as_tensor_variable, weak_operand
@@ -89,6 +89,33 @@ def dimshuffle(x, pattern):
     if pattern == tuple(range(x.type.ndim)):
         return x
     return DimShuffle(x.type.ndim, pattern)(x)
+
+
+def const_data(var):
+    """The value of a constant, or of DimShuffles of a constant (a view of its
+    data); else None."""
+    ops = []
+    while var.owner is not None and isinstance(var.owner.op, DimShuffle):
+        ops.append(var.owner.op)
+        var = var.owner.inputs[0]
+    if not isinstance(var, Constant):
+        return None
+    a = var.data
+    for op in reversed(ops):
+        a = op.view_of(a)
+    return a
+
+
+def const_value(var, max_size=4096):
+    """The single value of a constant whose elements are all equal (looking
+    through DimShuffles), as a Python number; None for anything else."""
+    d = const_data(var)
+    if d is None or d.size == 0 or d.size > max_size or d.dtype.kind not in "iuf":
+        return None
+    first = d.flat[0]
+    if d.size > 1 and not np.all(d == first):
+        return None
+    return first.item()
 
 
 def _broadcast_shape(types, opname, given=None):

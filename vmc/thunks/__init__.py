@@ -1,10 +1,11 @@
 """How ops run on the CPU: numpy/scipy thunks, Cython BLAS thunks and generated C."""
-from .registry import PY_THUNKS, py_thunk, register
+from .registry import py_thunk, register, register_batch
 from . import scipy_blas
 
 scipy_blas.preload()   # before vmc.thunks._blas cimports it (0.05 s instead of 0.42)
 from . import numpy_thunks  # noqa: F401  (registers the core thunks)
 from . import numpy_thunks_extra  # noqa: F401  (split, repeat, diagonals, matmul, linalg)
 from . import numpy_thunks_random  # noqa: F401  (random draws)
+from . import blas, checks, elemwise_c, fused, nnet, shapes  # noqa: F401,E402  (C thunks)
 
-__all__ = ["PY_THUNKS", "py_thunk", "register"]
+__all__ = ["py_thunk", "register", "register_batch"]

@@ -2,7 +2,7 @@
 axis of float32/float64 vectors and matrices.
 
 They compute what the numpy thunks compute (``vmc/thunks/numpy_thunks.py``,
-``vmc/opt/thunks.py``), row by row in one pass each, without the dozen numpy
+``vmc/thunks/nnet.py``), row by row in one pass each, without the dozen numpy
 calls and temporaries per op (about 50 us for a 128x10 cross-entropy, against
 a few here). Per row, with ``m`` the row's maximum (nan if the row has one):
 

@@ -34,7 +34,7 @@ cdef object cthunk(void *fn, int flags, size_t size=0, object keepalive=None):
     A thunk with more state allocates ``size`` bytes, a struct that begins
     with a ``Ctx``; ``keepalive`` holds the Python objects it points to."""
     # Imported here, not at module level: vmc.compile may import the thunks.
-    from vmc.compile.program import CThunk
+    from vmc.program import CThunk
     cdef Ctx *c = <Ctx*>calloc(1, max(size, sizeof(Ctx)))
     if c == NULL:
         raise MemoryError()

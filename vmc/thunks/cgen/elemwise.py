@@ -443,7 +443,7 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
     so the caller can fall back to numpy thunks; CompileError if the compiler
     rejects the source (a generator bug).
     """
-    from vmc.compile.program import CThunk
+    from vmc.program import CThunk
 
     from . import stock
     specs = list(specs)

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HEADER_DIRS = (HERE, HERE.parent)      # vmc/thunks/cgen, vmc/thunks
+HEADER_DIRS = (HERE, HERE.parent.parent)      # vmc/thunks/cgen, vmc (vmc_thunk.h)
 
 
 def headers_digest() -> str:

@@ -43,13 +43,13 @@ _PATTERNS = (((F,), (F,)), ((F, F), (F, F)), ((F, F), (T, F)), ((T, F), (F, F)),
 
 
 def reduction_spec(op: str, dtype: str, ndim: int, axes: tuple) -> KernelSpec:
-    """A reduction no producer was fused into (opt.thunks.careduce_kernel_spec)."""
+    """A reduction no producer was fused into (vmc.thunks.elemwise_c.careduce_kernel_spec)."""
     return KernelSpec(inputs=((dtype, (False,) * ndim),), body=(),
                       outputs=(("i0", dtype),), reduce=(op, axes, False))
 
 
 def binary_spec(op: str, dtype: str, bcast: tuple, inplace: tuple) -> KernelSpec:
-    """One unfused Elemwise op (opt.thunks.elemwise_kernel_spec)."""
+    """One unfused Elemwise op (vmc.thunks.elemwise_c.elemwise_kernel_spec)."""
     return KernelSpec(inputs=tuple((dtype, b) for b in bcast),
                       body=(("t0", op, ("i0", "i1"), dtype),), constants=(),
                       outputs=(("t0", dtype),), inplace=inplace, reduce=None)

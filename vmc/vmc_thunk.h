@@ -1,4 +1,4 @@
-/* The one calling convention of vmc's C thunks (see vmc/compile/program.py).
+/* The one calling convention of vmc's C thunks (see vmc/program.py).
  *
  * A thunk reads its inputs as borrowed references regs[ins[k]] and stores each
  * output as a new reference into regs[outs[k]], releasing whatever that

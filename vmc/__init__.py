@@ -12,6 +12,7 @@ from .compile.io import In, Out
 from .graph import clone as _clone_graph  # noqa: F401
 from .graph.traversal import clone_replace
 from .gradient import grad
+from .graph.basic import Apply, Op
 from .printing import debugprint, pydotprint
 from .tensor.basic import shared
 from . import thunks  # noqa: F401  (registers the CPU thunks)
@@ -19,11 +20,12 @@ from .opt import Mode
 from . import scan  # noqa: F401  (callable: vmc.scan(fn, ...) as in Theano)
 from .scan import foldl, foldr, map, reduce  # noqa: A004  (Theano's names)
 from .ifelse import ifelse
+from .compile import builders, ops  # noqa: F401  (OpFromGraph's thunk; as_op)
 
 dprint = debugprint
 
 __version__ = "0.1.0"
 
-__all__ = ["config", "function", "Function", "In", "Out", "Mode", "clone_replace", "grad",
+__all__ = ["config", "function", "Function", "Op", "Apply", "In", "Out", "Mode", "clone_replace", "grad",
            "debugprint", "dprint", "pydotprint", "shared", "tensor", "scan", "map",
            "reduce", "foldl", "foldr", "ifelse"]

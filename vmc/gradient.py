@@ -5,8 +5,9 @@ import numpy as np
 
 from vmc.graph.grad import DisconnectedInputError, NullGradient, NullGradientError, grad
 from vmc.graph.basic import Variable
+from vmc.rop import Lop, Rop
 
-__all__ = ["grad", "jacobian", "hessian", "verify_grad", "DisconnectedInputError",
+__all__ = ["grad", "Rop", "Lop", "jacobian", "hessian", "verify_grad", "DisconnectedInputError",
            "NullGradient", "NullGradientError", "GradientError"]
 
 

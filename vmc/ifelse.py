@@ -69,6 +69,17 @@ class IfElse(Op):
         return [None] + gt + ge
 
 
+    def pushforward(self, inputs, outputs, tangents):
+        # The chosen branch's tangent (zeros where a branch has none): lazy too.
+        n = self.n_outs
+        ts = [t if t is not None else v.zeros_like()
+              for t, v in zip(tangents[1:], inputs[1:])]
+        if all(t is None for t in tangents[1:]):
+            return [None] * n
+        out = IfElse(n)(inputs[0], *[_like(t, v) for t, v in zip(ts, inputs[1:])])
+        return out if isinstance(out, list) else [out]
+
+
 def _like(g, v):
     from vmc.tensor.shape import specify_like
     g = cast(g, v.type.dtype)

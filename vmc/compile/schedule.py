@@ -252,7 +252,7 @@ def alias_roots(order, graph_inputs):
     read it as ``roots.get(v) or (v,)``."""
     roots = {v: frozenset((v,)) for v in graph_inputs}
     for node in order:
-        vmap = getattr(node.op, "view_map", None)
+        vmap = _aliases(node.op)
         if not vmap:
             continue
         for i, o in enumerate(node.outputs):
@@ -263,6 +263,19 @@ def alias_roots(order, graph_inputs):
                     r |= roots.get(inp) or frozenset((inp,))
                 roots[o] = r
     return roots
+
+
+def _aliases(op):
+    """output -> inputs whose buffer it may share: its views, and the inputs an
+    op that declares ``destroy_map`` (a user op's perform) writes its result into."""
+    vmap = getattr(op, "view_map", None)
+    dmap = getattr(op, "destroy_map", None)
+    if not dmap:
+        return vmap
+    merged = {k: list(v) for k, v in (vmap or {}).items()}
+    for k, v in dmap.items():
+        merged[k] = merged.get(k, []) + list(v)
+    return merged
 
 
 def destroyable_inputs(code, roots, protected, last_read, update_targets=None, outputs=()):

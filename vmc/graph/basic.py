@@ -215,6 +215,10 @@ class Op:
     """
     __props__: tuple = ()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _adopt_theano_methods(cls)
+
     def _props(self):
         return tuple([getattr(self, p) for p in self.__props__])
 
@@ -255,6 +259,39 @@ class Op:
 
     def pullback(self, inputs, outputs, output_grads):
         raise NotImplementedError(f"{self} has no gradient")
+
+
+def _adopt_theano_methods(cls):
+    """Let an op written as Theano or PyTensor users write them run as a vmc op.
+
+    Theano names its gradient ``grad(inputs, output_grads)`` (or
+    ``L_op(inputs, outputs, output_grads)``) and its forward rule
+    ``R_op(inputs, eval_points)``; vmc reads ``pullback`` and ``pushforward``.
+    PyTensor's ``infer_shape(fgraph, node, shapes)`` takes the graph first.
+    A class that never names ``__props__`` nor ``__eq__`` compares by identity,
+    as in Theano (its instances may hold parameters that equality cannot see:
+    merging two of them would be wrong)."""
+    d = cls.__dict__
+    if "pullback" not in d:
+        if "L_op" in d:
+            cls.pullback = lambda self, i, o, g: self.L_op(i, o, g)
+        elif "grad" in d:
+            cls.pullback = lambda self, i, o, g: self.grad(i, g)
+    if "pushforward" not in d and "R_op" in d:
+        cls.pushforward = lambda self, i, o, t: self.R_op(i, t)
+    shape_rule = d.get("infer_shape")
+    if shape_rule is not None and _n_positional(shape_rule) == 4:     # self, fgraph, node, shapes
+        cls.infer_shape = lambda self, node, shapes: shape_rule(self, None, node, shapes)
+    declared = any("__props__" in k.__dict__ or "__eq__" in k.__dict__
+                   for k in cls.__mro__ if k is not Op and k is not object)
+    if not declared:
+        cls.__eq__ = object.__eq__
+        cls.__hash__ = object.__hash__
+
+
+def _n_positional(fn):
+    code = getattr(fn, "__code__", None)
+    return code.co_argcount if code is not None else 0
 
 
 def is_constant(v) -> bool:

@@ -36,6 +36,9 @@ def _connected_nodes(outputs, wrt, blockers):
     return path, reached
 
 
+connected_nodes = _connected_nodes     # public for forward mode (vmc/rop.py)
+
+
 def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
          known_grads=None, return_disconnected="zero", null_gradients="raise"):
     """Gradient of the scalar ``cost`` w.r.t. ``wrt`` (a variable or a list).

@@ -41,6 +41,10 @@ class Type:
     def make_variable(self, name=None):
         return self.variable_class(self, None, None, name)
 
+    def __call__(self, name=None):
+        """A new variable of this type, as Theano's ``x.type()`` in a ``make_node``."""
+        return self.make_variable(name)
+
 
 class TensorType(Type):
     """``TensorType(dtype, shape)``: an n-d array of ``dtype``.

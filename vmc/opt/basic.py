@@ -65,6 +65,19 @@ def constant_folding(fgraph, node):
     return out
 
 
+def inline_pass(fgraph, mode=None):
+    """Replace each application of an ``OpFromGraph(..., inline=True)`` by its
+    inner graph, before the other rewrites see it (Theano's ``inline``)."""
+    from vmc.tensor.userops import OpFromGraph
+    fired = 0
+    for node in fgraph.toposort():
+        if isinstance(node.op, OpFromGraph) and node.op.inline:
+            new = node.op.inner_graph(node.inputs)
+            fgraph.replace_all(list(zip(node.outputs, new)), reason="inline")
+            fired += 1
+    return {"inline": fired} if fired else {}
+
+
 def dead_code_pass(fgraph, mode=None):
     """Drop nodes that no output needs (rewrites prune as they go; this also
     catches nodes left unreachable by a pass that edited inputs directly)."""

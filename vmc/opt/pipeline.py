@@ -2,7 +2,7 @@
 
 Read top to bottom, fast_run is::
 
-    canonicalize -> stabilize -> specialize -> fusion -> final_merge -> dead_code
+    inline -> canonicalize -> stabilize -> specialize -> fusion -> final_merge -> dead_code
 
 Each rewriting pass is the equilibrium driver over some rewrite sets; merging
 (common subexpressions, constants by value) rides along in each, so ``merge``
@@ -25,12 +25,13 @@ from .rewriting import REGISTRY
 
 # Importing the rewrite modules registers their rewrites.
 from . import basic, canonicalize, stabilize, specialize, blas, fusion  # noqa: F401,E401
-from .basic import dead_code_pass
+from .basic import dead_code_pass, inline_pass
 from .check import check_fgraph
 
 # pass name -> (rewrite sets run on every node, sets run only on what changed),
 # or a function of (fgraph, mode)
 PASSES = {
+    "inline": inline_pass,
     "merge": ((), ()),
     "constant_folding": (("constant_folding",), ()),
     "canonicalize": (("constant_folding", "canonicalize"), ()),
@@ -43,10 +44,10 @@ PASSES = {
 ORDER = list(PASSES)
 
 MODES = {
-    "fast_run": ["canonicalize", "stabilize", "specialize", "fusion", "final_merge",
+    "fast_run": ["inline", "canonicalize", "stabilize", "specialize", "fusion", "final_merge",
                  "dead_code"],
     # constant folding runs in the driver, which merges as it goes: one walk
-    "fast_compile": ["constant_folding", "dead_code"],
+    "fast_compile": ["inline", "constant_folding", "dead_code"],
     None: [],
 }
 

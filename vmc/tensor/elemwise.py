@@ -79,6 +79,9 @@ class DimShuffle(Op):
         pattern = tuple("x" if o is None else o for o in order)
         return [DimShuffle(g.type.ndim, pattern)(g)]
 
+    def pushforward(self, inputs, outputs, tangents):
+        return [self(tangents[0])]
+
     def __str__(self):
         return f"DimShuffle{{{','.join(map(str, self.new_order))}}}"
 
@@ -180,6 +183,24 @@ class Elemwise(Op):
         gs = self.scalar_op.grad(inputs, outputs[0], grads[0])
         return [None if g is None or not hasattr(g, "type") else _unbroadcast(g, x)
                 for g, x in zip(gs, inputs)]
+
+    def pushforward(self, inputs, outputs, tangents):
+        # The derivative of an elementwise op is diagonal and each scalar
+        # pullback is linear in its ``g``: input i's share of the tangent is
+        # its pullback with g = that input's tangent.
+        if self.scalar_op.grad is None:
+            return [None]
+        out, total = outputs[0], None
+        for i, t in enumerate(tangents):
+            if t is None:
+                continue
+            g = self.scalar_op.grad(inputs, out, t)[i]
+            if g is None or not hasattr(g, "type"):
+                continue
+            total = g if total is None else total + g
+        if total is not None and total.type.broadcastable != out.type.broadcastable:
+            total = total + out.zeros_like()        # a tangent of the output's shape
+        return [total]
 
     def __str__(self):
         return str(self.scalar_op)

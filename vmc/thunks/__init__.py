@@ -7,5 +7,6 @@ from . import numpy_thunks  # noqa: F401  (registers the core thunks)
 from . import numpy_thunks_extra  # noqa: F401  (split, repeat, diagonals, matmul, linalg)
 from . import numpy_thunks_random  # noqa: F401  (random draws)
 from . import blas, checks, elemwise_c, fused, nnet, shapes  # noqa: F401,E402  (C thunks)
+from . import perform  # noqa: F401  (any op with Theano's perform(): user ops)
 
 __all__ = ["py_thunk", "register", "register_batch"]

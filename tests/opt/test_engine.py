@@ -84,7 +84,7 @@ def test_mode_including_excluding():
     assert "fusion" in m.passes
     assert "fusion" not in m.excluding("fusion").passes
     assert Mode("fast_compile").including("canonicalize").passes == [
-        "constant_folding", "canonicalize", "dead_code"]
+        "inline", "constant_folding", "canonicalize", "dead_code"]
     with pytest.raises(ValueError, match="no pass, rewrite or tag"):
         Mode().excluding("no_such_rewrite")
     with pytest.raises(ValueError, match="unknown mode"):

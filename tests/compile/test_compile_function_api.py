@@ -221,3 +221,20 @@ def test_outputs_that_are_inputs_shared_or_constants():
     np.testing.assert_array_equal(s.get_value(), [1, 1])
     r[2][:] = 5
     np.testing.assert_array_equal(f(v)[2], [7, 7])
+
+
+def test_eval_compiles_once_per_inputs_and_lets_the_graph_go():
+    """``eval`` keeps its compiled function on the variable: a second call with
+    the same inputs reuses it, and a variable nobody holds is freed with its
+    function (a module-level cache kept every evaluated graph alive)."""
+    import gc
+    import weakref
+    x = vt.dvector("x")
+    y = (x * 2).sum()
+    np.testing.assert_allclose(y.eval({x: np.arange(3.0)}), 6.0)
+    np.testing.assert_allclose(y.eval({x: np.ones(4)}), 8.0)
+    assert len(y.tag.eval_functions) == 1
+    dead = weakref.ref(y)
+    del y
+    gc.collect()
+    assert dead() is None

@@ -13,8 +13,10 @@ Python ``PyCallVM``), so a call goes straight into the VM's call path.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +36,26 @@ except ImportError:     # not built: the Python VM runs everything (linker "py")
     _CVM = None
 
 
+@dataclasses.dataclass
+class FunctionSpec:
+    """Everything ``vmc.function`` was asked for, normalized: what a compiled
+    function is rebuilt from (``copy``, pickling) and what scan compiles its
+    loop body with."""
+    inputs: list                  # [In]
+    outputs: list                 # [Out]
+    single: bool                  # one output given, not a list: return it unwrapped
+    updates: Any = None           # pairs or a dict: shared variable -> new value
+    givens: Any = None            # pairs or a dict: variable -> replacement
+    mode: Any = None              # a mode name, a Mode, or None (config.optimizer)
+    name: str | None = None
+    profile: bool = False
+    allow_input_downcast: bool | None = None
+    on_unused_input: str = "raise"
+    trust_input: bool = False
+    no_default_updates: bool = False
+    linker: str = "cvm"           # "cvm" (the Cython VM) or "py" (the reference VM)
+
+
 class Function:
     """A compiled function. Call it with its inputs (positionally or by name).
 
@@ -46,13 +68,13 @@ class Function:
         self.spec = spec
         self.fgraph = fgraph
         self.node_of_pc = node_of_pc
-        self.name = spec["name"]
-        self.inputs = spec["inputs"]
-        self.outputs = spec["outputs"]
-        self.unpack_single = spec["single"]
-        self.trust_input = bool(spec["trust_input"])
+        self.name = spec.name
+        self.inputs = spec.inputs
+        self.outputs = spec.outputs
+        self.unpack_single = spec.single
+        self.trust_input = bool(spec.trust_input)
         self.input_names = [i.name for i in self.inputs]
-        allow = spec["allow_input_downcast"]
+        allow = spec.allow_input_downcast
         types = [i.variable.type for i in self.inputs]
         filters = [_make_filter(t, k, i.name, allow) for k, (t, i) in
                    enumerate(zip(types, self.inputs))]
@@ -60,7 +82,7 @@ class Function:
         self.set_input_specs([d for d, _, _ in specs], [n for _, n, _ in specs],
                              [s for _, _, s in specs], filters)
         self.profile = None
-        if spec["profile"]:
+        if spec.profile:
             from .profiling import ProfileStats
             self.profile = ProfileStats(self, timings)
             self.set_profiling(True)
@@ -104,7 +126,7 @@ class Function:
     def copy(self, share_memory=False):
         """A new Function over the same graph; unless ``share_memory``, with
         its own copies of the shared variables' values."""
-        spec = dict(self.spec)
+        spec = self.spec
         if not share_memory:
             spec = _with_copied_shared(spec)
         return _compile(spec)
@@ -169,13 +191,13 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile
     """
     if isinstance(inputs, (Variable, In)):
         raise TypeError("function: inputs must be a list of variables")
-    spec = dict(inputs=normalize_inputs(inputs), raw_outputs=outputs, updates=updates,
-                givens=givens, mode=mode, name=name,
-                profile=config.profile if profile is None else profile,
-                allow_input_downcast=allow_input_downcast, on_unused_input=on_unused_input,
-                trust_input=trust_input, no_default_updates=no_default_updates,
-                linker=_linker(mode))
-    spec["outputs"], spec["single"] = normalize_outputs(outputs)
+    outs, single = normalize_outputs(outputs)
+    spec = FunctionSpec(inputs=normalize_inputs(inputs), outputs=outs, single=single,
+                        updates=updates, givens=givens, mode=mode, name=name,
+                        profile=config.profile if profile is None else bool(profile),
+                        allow_input_downcast=allow_input_downcast,
+                        on_unused_input=on_unused_input, trust_input=trust_input,
+                        no_default_updates=no_default_updates, linker=_linker(mode))
     return _compile(spec)
 
 
@@ -206,32 +228,32 @@ def _compile(spec):
 def _compile_traced(spec):
     timings = {}
     t0 = time.perf_counter()
-    inputs, outs, updates = _prepare(spec)
+    inputs, outs, updates = prepare(spec)
     timings["prepare"] = time.perf_counter() - t0
     fgraph = optimized_graph(inputs, outs + [u for _, u in updates], len(outs),
-                             [s for s, _ in updates], spec["mode"], timings)
+                             [s for s, _ in updates], spec.mode, timings)
     t1 = time.perf_counter()
-    program, node_of_pc = _schedule(fgraph, spec, updates)
+    program, node_of_pc = schedule(fgraph, spec, updates)
     timings["schedule+thunks"] = time.perf_counter() - t1
-    cls = CFunction if spec["linker"] == "cvm" and CFunction is not None else PyFunction
+    cls = CFunction if spec.linker == "cvm" and CFunction is not None else PyFunction
     f = cls(program)
     f._setup(spec, fgraph, program, node_of_pc, timings)
     return f
 
 
-def _prepare(spec):
-    """Givens, default updates and checks; returns the inputs, the outputs and
-    the (shared variable, new value) pairs."""
-    inputs = [i.variable for i in spec["inputs"]]
-    outs = [o.variable for o in spec["outputs"]]
-    updates = collect_updates(spec["updates"], outs, spec["no_default_updates"])
-    givens = spec["givens"]
+def prepare(spec):
+    """Givens, default updates and checks of a ``FunctionSpec``: returns the
+    inputs, the outputs and the (shared variable, new value) pairs."""
+    inputs = [i.variable for i in spec.inputs]
+    outs = [o.variable for o in spec.outputs]
+    updates = collect_updates(spec.updates, outs, spec.no_default_updates)
+    givens = spec.givens
     if givens:
         pairs = list(givens.items()) if isinstance(givens, dict) else list(givens)
         everything = clone_replace(outs + [u for _, u in updates], pairs)
         outs, new_vals = everything[:len(outs)], everything[len(outs):]
         updates = [(s, v) for (s, _), v in zip(updates, new_vals)]
-    _check_inputs(inputs, outs + [u for _, u in updates], spec["on_unused_input"])
+    _check_inputs(inputs, outs + [u for _, u in updates], spec.on_unused_input)
     return inputs, outs, updates
 
 
@@ -262,8 +284,9 @@ def _check_inputs(inputs, roots, on_unused):
                          f"the inputs or replace it with givens")
 
 
-def _schedule(fgraph, spec, update_pairs):
-    """Order, frees, in-place decisions and thunks: a Program."""
+def schedule(fgraph, spec, update_pairs):
+    """Order, frees, in-place decisions and thunks of an optimized graph: a
+    ``(Program, {pc: node})``."""
     from vmc.tensor.elemwise import tensor_copy
     n_out = fgraph.n_user_outputs
     order = fgraph.toposort()
@@ -273,7 +296,7 @@ def _schedule(fgraph, spec, update_pairs):
     for k in range(n_out):
         o = fgraph.outputs[k]
         if any(isinstance(r, (Constant, SharedVariable)) for r in roots.get(o, ())):
-            _replace_output(fgraph, k, tensor_copy(o))
+            fgraph.set_output(k, tensor_copy(o))
     order = fgraph.toposort()
     outputs = list(fgraph.outputs)
     user_outs = outputs[:n_out]
@@ -285,15 +308,15 @@ def _schedule(fgraph, spec, update_pairs):
                                  reorder=lambda code, nodes: _late_order(code, nodes, late, roots))
     late = {n: late[n] for n in placed}
     inputs = list(fgraph.inputs)
-    mutable = {v for v, i in zip(inputs, spec["inputs"]) if i.mutable}
+    mutable = {v for v, i in zip(inputs, spec.inputs) if i.mutable}
     keep = set(inputs) | set(outputs) | {v for v in fgraph.variables if sch.is_storage(v)}
     last_read = sch.plan_frees(code, keep if config.allow_gc else set(fgraph.variables))
     protected = frozenset((set(inputs) - mutable) | {v for v in fgraph.variables
                                                      if sch.is_storage(v)} | set(outputs))
     destroy = sch.destroyable_inputs(code, roots, protected, last_read, late, outputs)
     from vmc.opt import get_mode
-    generate_c = get_mode(spec["mode"]).optimizer == "fast_run"
-    thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec["linker"], generate_c)
+    generate_c = get_mode(spec.mode).optimizer == "fast_run"
+    thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec.linker, generate_c)
     regs = _registers(inputs, order, outputs, fgraph.variables)
     consts = [v for v in regs if isinstance(v, Constant)]
     shareds = [v for v in regs if isinstance(v, SharedVariable)]
@@ -319,16 +342,6 @@ def _registers(inputs, order, outputs, variables):
     for v in sorted(variables - regs.keys(), key=lambda v: v.id):   # nothing reads them
         regs.setdefault(v, len(regs))
     return regs
-
-
-def _replace_output(fgraph, k, new):
-    """Make output ``k`` of ``fgraph`` read ``new`` (whose graph reads the old
-    output), leaving the other readers of the old output alone."""
-    old = fgraph.outputs[k]
-    fgraph._import(new)
-    fgraph.clients[old].remove(("output", k))
-    fgraph.clients[new].append(("output", k))
-    fgraph.outputs[k] = new
 
 
 def _inplace_update_nodes(fgraph, update_pairs, user_outs):
@@ -371,8 +384,8 @@ def _precheck(late_nodes, late):
 def _with_copied_shared(spec):
     """A spec whose graph reads fresh copies of its shared variables."""
     from vmc.graph.traversal import ancestors as anc
-    outs = [o.variable for o in spec["outputs"]]
-    upd = collect_updates(spec["updates"], outs, spec["no_default_updates"])
+    outs = [o.variable for o in spec.outputs]
+    upd = collect_updates(spec.updates, outs, spec.no_default_updates)
     roots = outs + [u for _, u in upd] + [s for s, _ in upd]
     swap = {}
     for v in anc(roots):
@@ -383,22 +396,7 @@ def _with_copied_shared(spec):
     n = len(outs)
     new_outs = new_roots[:n]
     new_upd = [(swap.get(s, s), u) for (s, _), u in zip(upd, new_roots[n:n + len(upd)])]
-    spec = dict(spec)
-    spec["outputs"] = [Out(v, o.borrow) for v, o in zip(new_outs, spec["outputs"])]
-    spec["updates"] = new_upd
-    spec["no_default_updates"] = True
-    return spec
+    return dataclasses.replace(spec, outputs=[Out(v, o.borrow) for v, o in
+                                              zip(new_outs, spec.outputs)],
+                               updates=new_upd, no_default_updates=True)
 
-
-_eval_cache = {}
-
-
-def eval_variable(var, inputs_to_values, **kwargs):
-    """``var.eval({x: value})``: compile (once) and run."""
-    keys = list(inputs_to_values)
-    key = (var, tuple(keys))
-    f = _eval_cache.get(key)
-    if f is None:
-        f = function(keys, var, on_unused_input="ignore", **kwargs)
-        _eval_cache[key] = f
-    return f(*[inputs_to_values[k] for k in keys])

@@ -67,7 +67,7 @@ def collect_updates(updates, outputs, no_default_updates=False):
         if s in seen:
             raise ValueError(f"updates: {s!r} is updated twice")
         seen.add(s)
-        result.append((s, _as_update_value(s, new)))
+        result.append((s, as_update_value(s, new)))
     if not no_default_updates and SharedVariable.n_with_default_update:
         frontier = [v for _, v in result] + list(outputs)
         while frontier:
@@ -82,7 +82,7 @@ def collect_updates(updates, outputs, no_default_updates=False):
     return result
 
 
-def _as_update_value(s, new):
+def as_update_value(s, new):
     if not isinstance(new, Variable):
         from vmc.tensor.basic import as_tensor_variable
         new = as_tensor_variable(new, dtype=getattr(s.type, "dtype", None))

@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from itertools import count
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -46,10 +47,16 @@ def fixed_trace(trace):
         _traces.fixed = old
 
 
+class Scratchpad(SimpleNamespace):
+    """Free-form notes on a variable (Theano's ``tag``): a test value, user
+    data, the compiled functions of ``eval``. Not part of the graph: clones
+    and rewrites do not carry it."""
+
+
 class Variable:
     """A value in the graph: a graph input (``owner is None``) or the
     ``index``-th output of the Apply node ``owner``."""
-    __slots__ = ("type", "owner", "index", "name", "id", "__weakref__")
+    __slots__ = ("type", "owner", "index", "name", "id", "_tag", "__weakref__")
 
     def __init__(self, type, owner=None, index=None, name=None):
         self.type = type
@@ -57,6 +64,15 @@ class Variable:
         self.index = index
         self.name = name
         self.id = next(_ids)
+        self._tag = None
+
+    @property
+    def tag(self):
+        """This variable's ``Scratchpad``, made on first use."""
+        t = self._tag
+        if t is None:
+            t = self._tag = Scratchpad()
+        return t
 
     def clone(self, name=None):
         """A fresh, ownerless variable of the same type (and class)."""
@@ -76,10 +92,6 @@ class Variable:
 
     def __eq__(self, other):  # identity; subclasses with operators keep this
         return self is other
-
-    def eval(self, inputs_to_values=None, **kwargs):
-        from vmc.compile.function import eval_variable
-        return eval_variable(self, inputs_to_values or {}, **kwargs)
 
 
 class Constant(Variable):

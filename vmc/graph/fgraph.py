@@ -143,6 +143,15 @@ class FunctionGraph:
         self.clients[var] = self.clients[var][len(readers):]   # new's own nodes stay
         self._prune(var)
 
+    def set_output(self, k, new):
+        """Make output ``k`` read ``new`` (whose graph may read the old output),
+        leaving the other readers of the old output alone."""
+        old = self.outputs[k]
+        self._import(new)
+        self.clients[old].remove(("output", k))
+        self.clients[new].append(("output", k))
+        self.outputs[k] = new
+
     def replace_all(self, pairs, reason=None):
         for var, new in pairs:
             if var in self.variables:

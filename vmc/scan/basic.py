@@ -322,7 +322,7 @@ def _carries(outputs, updates, cond, first_id):
     Returns ``(carries for build_scan, [(shared, from_default_update)],
     outputs, cond)``, the last two rewritten to read the carries' inner values.
     """
-    from vmc.compile.io import _as_update_value
+    from vmc.compile import as_update_value
     from vmc.graph.traversal import clone_get_equiv
     roots = list(outputs) + list(updates.values()) + ([cond] if cond is not None else [])
     found = {s: False for s in updates}
@@ -339,7 +339,7 @@ def _carries(outputs, updates, cond, first_id):
         return [], [], outputs, cond
     pairs = [(s, updates[s] if s in updates else s.default_update) for s in found]
     inner = {s: placeholder(s.type, s.name) for s, _ in pairs}
-    new_values = [_as_update_value(s, v) for s, v in pairs]
+    new_values = [as_update_value(s, v) for s, v in pairs]
     # Inside the loop a carried shared variable stands for its current value.
     every = list(outputs) + new_values + ([cond] if cond is not None else [])
     memo = clone_get_equiv(list(inner), every, copy_inputs=False, memo=dict(inner))

@@ -16,7 +16,8 @@ import copy
 
 import numpy as np
 
-from vmc.compile.pyvm import PyVM
+from vmc.compile import (FunctionSpec, In, ProfileStats, PyVM, enrich, normalize_outputs,
+                         optimized_graph, prepare, schedule)
 from vmc.config import config
 from vmc.thunks import blocks
 from vmc.thunks.registry import register
@@ -45,24 +46,20 @@ class InnerFunction:
     """
 
     def __init__(self, op, profile=None):
-        from vmc.compile import function as fn_mod
-        from vmc.compile.graph_cache import optimized_graph
-        from vmc.compile.io import In, normalize_outputs
         linker = config.linker if _CVM is not None else "py"
         # The step's inputs are never overwritten: they are sequence rows, the
         # previous values (still in the rings) and the user's non-sequences.
-        spec = dict(inputs=[In(v, name=v.name) for v in op.inner_inputs],
-                    raw_outputs=op.inner_outputs, updates=None, givens=None,
-                    mode=op.info.mode, name=f"{op.name}.inner", profile=False,
-                    allow_input_downcast=None, on_unused_input="ignore", trust_input=True,
-                    no_default_updates=True, linker=linker)
-        spec["outputs"], spec["single"] = normalize_outputs(list(op.inner_outputs))
+        outputs, single = normalize_outputs(list(op.inner_outputs))
+        spec = FunctionSpec(inputs=[In(v, name=v.name) for v in op.inner_inputs],
+                            outputs=outputs, single=single, mode=op.info.mode,
+                            name=f"{op.name}.inner", on_unused_input="ignore",
+                            trust_input=True, no_default_updates=True, linker=linker)
         self.timings = {}
-        inputs, outs, updates = fn_mod._prepare(spec)
-        fgraph = optimized_graph(inputs, outs, len(outs), [], spec["mode"], self.timings)
-        self.program, self.node_of_pc = fn_mod._schedule(fgraph, spec, updates)
+        inputs, outs, updates = prepare(spec)
+        fgraph = optimized_graph(inputs, outs, len(outs), [], spec.mode, self.timings)
+        self.program, self.node_of_pc = schedule(fgraph, spec, updates)
         self.fgraph = fgraph
-        self.name = spec["name"]
+        self.name = spec.name
         self.vm = _CVM(self.program) if linker == "cvm" else PyVM(self.program)
         self.run = self.vm.run
         self.profile = None
@@ -73,7 +70,6 @@ class InnerFunction:
     def set_profiling(self, on):
         """Record the body's per-instruction times (accumulated over steps);
         ``profile`` is then a ProfileStats that the outer profile nests."""
-        from vmc.compile.profiling import ProfileStats
         self.vm.set_profiling(bool(on))
         if on and self.profile is None:
             self.profile = ProfileStats(self, self.timings)
@@ -206,7 +202,6 @@ class ScanThunk:
         return n
 
     def _step_error(self, exc, i, failed_inputs=None):
-        from vmc.compile.errors import enrich
         self.inner.described = failed_inputs
         try:
             new = enrich(self.inner, exc)

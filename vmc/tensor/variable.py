@@ -180,6 +180,22 @@ class _TensorOps:
         out.name = name
         return out
 
+    # -- evaluation ----------------------------------------------------------
+    def eval(self, inputs_to_values=None, **kwargs):
+        """The value of this variable given ``{input variable: value}``: a
+        function is compiled on the first call for a set of inputs and kept
+        in this variable's tag, so it lives exactly as long as the variable
+        (a module-level cache would keep every graph ever evaluated)."""
+        import vmc
+        values = inputs_to_values or {}
+        keys = tuple(values)
+        cache = self.tag.__dict__.setdefault("eval_functions", {})
+        key = (keys, tuple(sorted(kwargs.items())))
+        f = cache.get(key)
+        if f is None:
+            f = cache[key] = vmc.function(list(keys), self, on_unused_input="ignore", **kwargs)
+        return f(*[values[k] for k in keys])
+
 
 class TensorVariable(_TensorOps, Variable):
     __slots__ = ()

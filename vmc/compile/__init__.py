@@ -1,0 +1,18 @@
+"""From graphs to callables: ``function`` and ``Function``, their specs, the
+optimized-graph cache, the scheduler, the reference VM and profiling.
+
+The names below are what other rooms (scan, user libraries) may use; the
+modules' other names are private to this package. ``vmc.function`` is the
+compiler's entry point; it is not re-exported here, where it would hide the
+module ``vmc.compile.function``.
+"""
+from .errors import enrich
+from .function import Function, FunctionSpec, prepare, schedule
+from .graph_cache import optimized_graph
+from .io import In, Out, as_update_value, normalize_inputs, normalize_outputs
+from .profiling import ProfileStats
+from .pyvm import PyVM
+
+__all__ = ["Function", "FunctionSpec", "prepare", "schedule", "optimized_graph",
+           "In", "Out", "as_update_value", "normalize_inputs", "normalize_outputs",
+           "ProfileStats", "PyVM", "enrich"]

@@ -32,6 +32,7 @@ from .extra_ops import (diag, diagonal, flatnonzero, nonzero, nonzero_values, re
 from . import nnet  # noqa: F401  (vt.nnet.softmax, as in Theano)
 from . import linalg  # noqa: F401  (vt.linalg.solve, ...)
 from . import random  # noqa: F401  (vt.random.RandomStream)
+from . import signal  # noqa: F401  (vt.signal.pool.pool_2d, as in Theano)
 from vmc.rop import Lop, Rop  # noqa: E402  (Theano's T.Rop, T.Lop)
 
 # Importing the module vmc.tensor.scalar (the scalar op table) rebinds the

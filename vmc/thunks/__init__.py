@@ -8,5 +8,6 @@ from . import numpy_thunks_extra  # noqa: F401  (split, repeat, diagonals, matmu
 from . import numpy_thunks_random  # noqa: F401  (random draws)
 from . import blas, checks, elemwise_c, fused, nnet, shapes  # noqa: F401,E402  (C thunks)
 from . import perform  # noqa: F401  (any op with Theano's perform(): user ops)
+from . import conv, pool  # noqa: F401  (conv2d: im2col + gemm; pool_2d)
 
 __all__ = ["py_thunk", "register", "register_batch"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 from vmc.graph.basic import Apply, Op
 from vmc.graph.type import TensorType
 
-from .basic import as_tensor_variable
-from .elemwise import log, log1p, maximum, sigmoid, softplus  # noqa: F401 (re-exported)
-from .elemwise import const_value
-from .math import normalize_axis, sum as vsum
+from ..basic import as_tensor_variable
+from ..elemwise import log, log1p, maximum, sigmoid, softplus  # noqa: F401 (re-exported)
+from ..elemwise import const_value
+from ..math import normalize_axis, sum as vsum
 
 
 class Softmax(Op):
@@ -47,7 +47,7 @@ class LogSoftmax(Op):
 
     def pullback(self, inputs, outputs, grads):
         (lsm,), (g,) = outputs, grads
-        from .elemwise import exp
+        from ..elemwise import exp
         return [g - exp(lsm) * vsum(g, axis=self.axis, keepdims=True)]
 
 
@@ -84,7 +84,7 @@ def categorical_crossentropy(coding_dist, true_dist):
         if t.type.ndim != p.type.ndim - 1:
             raise TypeError(f"categorical_crossentropy: integer targets {t.type} must have "
                             f"one dim less than the distribution {p.type}")
-        from .creation import arange
+        from ..creation import arange
         return -log(p)[arange(t.shape[0]), t] if p.type.ndim == 2 else -log(p)[t]
     return -vsum(t * log(p), axis=-1)
 
@@ -138,7 +138,7 @@ class CrossentropySoftmaxArgmax(Op):
 
 
 def _is_zeros(v):
-    from .shape import Alloc
+    from ..shape import Alloc
     if v.owner is not None and isinstance(v.owner.op, Alloc):
         v = v.owner.inputs[0]
     return const_value(v) == 0
@@ -171,3 +171,8 @@ class CrossentropySoftmaxDx(Op):
 def crossentropy_softmax(x, y):
     """Per-row ``-log(softmax(x))[i, y[i]]``, computed stably in one op."""
     return CrossentropySoftmaxArgmax()(x, y)[0]
+
+
+# Theano's names: vt.nnet.conv2d, vt.nnet.abstract_conv, vt.nnet.bn.
+from . import abstract_conv  # noqa: E402
+from .abstract_conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights  # noqa: E402,F401

@@ -37,6 +37,25 @@ ctypedef struct InputSpec:
     PyObject *filter      # filter(value) -> checked value (borrowed, as descr)
 
 
+# The registers and scratch of one call. A VM keeps one frame of its own for
+# the common case and takes more from a pool only while calls overlap (threads,
+# or a thunk calling its own function again): see VM's docstring.
+ctypedef struct Frame:
+    PyObject **regs                 # register file: owned references or NULL (= None)
+    PyObject **argbuf               # 1 + max n_in slots: vectorcall stack for Python thunks
+    PyObject **update_old           # n_updates slots: old cell values, released after the commit
+    Py_ssize_t failed_pc            # the instruction that raised in this call, else -1
+    Frame *next                     # the pool's free list
+
+
+# A lock of one shared variable: calls that update it run one at a time.
+cdef class CellLock:
+    cdef unsigned long owner        # the lock word: the holder's thread ident, 0 when free
+    cdef readonly Py_ssize_t order  # creation number: several are taken in this order
+    cdef int take(self) noexcept
+    cdef void give(self) noexcept
+
+
 cdef class VM:
     cdef vectorcallfunc vectorcall  # PEP 590 entry of calls (the type's vectorcall offset)
     # --- the program, copied into C arrays at construction ---
@@ -49,9 +68,14 @@ cdef class VM:
     cdef object _cells              # list: keeps shared and update cells alive
 
     # --- storage ---
-    cdef PyObject **regs            # register file: owned references or NULL (= None)
+    cdef Frame main                 # the frame of a call that overlaps no other
+    cdef bint main_busy             # main is in use
+    cdef Frame *pool                # free frames made for overlapping calls
+    cdef Py_ssize_t n_active        # calls in progress (frames taken)
     cdef Py_ssize_t n_regs
-    cdef PyObject **argbuf          # 1 + max n_in slots: vectorcall stack for Python thunks
+    cdef Py_ssize_t max_in          # the most inputs of one instruction
+    cdef Py_ssize_t n_const
+    cdef int *const_regs            # loaded into every new frame
     cdef readonly Py_ssize_t n_inputs
     cdef int *input_regs            # where argument i is stored
     cdef readonly Py_ssize_t n_outputs
@@ -64,7 +88,9 @@ cdef class VM:
     cdef Py_ssize_t n_updates
     cdef int *update_regs           # committed into update_cells after a successful run
     cdef PyObject **update_cells    # one-element lists (borrowed: _cells holds them)
-    cdef PyObject **update_old      # scratch: old cell values, released after the commit
+    cdef Py_ssize_t n_locks
+    cdef PyObject **locks           # CellLocks of the updated cells, in taking order
+    cdef object _locks              # list: keeps them alive
 
     # --- argument checks (__call__) ---
     cdef InputSpec *specs           # n_inputs specs, NULL until set_input_specs
@@ -82,13 +108,15 @@ cdef class VM:
     cdef bint profiling             # record times and counts (read once per run)
     cdef public bint trust_input    # __call__ skips the argument checks
     cdef public bint unpack_single  # __call__ returns outputs[0] instead of the list
-    cdef public Py_ssize_t failed_pc  # instruction that raised in the last run, else -1
+    cdef public Py_ssize_t failed_pc  # instruction that raised in the last failed call, else -1
     cdef readonly object failed_inputs  # [(shape, dtype)] of that instruction's inputs
-    cdef bint running               # a run is in progress (re-entry is refused)
 
-    # --- internals, usable from Cython (e.g. a scan thunk driving an inner VM) ---
-    cdef int _load_args(self, PyObject **args, bint check) noexcept
-    cdef int _execute(self) noexcept
-    cdef object _collect(self, bint unpack)
-    cdef void _clear_regs(self) noexcept
-    cdef object _fail(self, bint handle)
+    # --- internals, usable from Cython (e.g. a scan thunk driving an inner VM):
+    # take a frame, load, execute (as often as needed), clear, give it back ---
+    cdef Frame *_take_frame(self) except NULL
+    cdef void _give_frame(self, Frame *f) noexcept
+    cdef int _load_args(self, Frame *f, PyObject **args, bint check) noexcept
+    cdef int _execute(self, Frame *f) noexcept
+    cdef object _collect(self, Frame *f, bint unpack)
+    cdef void _clear_regs(self, Frame *f) noexcept
+    cdef object _fail(self, Frame *f, bint handle)

@@ -160,7 +160,7 @@ cdef inline int _call_python(const Instr *ins, PyObject **regs,
     return _unpack(ins, regs, v)
 
 
-cdef void _note_outputs(VM vm, const Instr *ins) noexcept:
+cdef void _note_outputs(VM vm, PyObject **regs, const Instr *ins) noexcept:
     """While profiling: note type, shape and newly allocated bytes of what a
     thunk wrote (a view or an input written in place allocated nothing)."""
     cdef PyObject *v
@@ -169,7 +169,7 @@ cdef void _note_outputs(VM vm, const Instr *ins) noexcept:
     cdef int64_t nbytes
     cdef int k, j, d, nd
     for k in range(ins.n_out):
-        v = vm.regs[ins.outs[k]]
+        v = regs[ins.outs[k]]
         info = vm.reg_info_ptr + <Py_ssize_t>ins.outs[k] * REG_INFO
         if v == NULL or not _np_check(v):
             info[0] = -1
@@ -178,7 +178,7 @@ cdef void _note_outputs(VM vm, const Instr *ins) noexcept:
         info[0] = _np_descr(a).type_num
         nbytes = _np_nbytes(a) if _np_flags(a) & NPY_ARRAY_OWNDATA else 0
         for j in range(ins.n_in):
-            if vm.regs[ins.ins[j]] == v:
+            if regs[ins.ins[j]] == v:
                 nbytes = 0
         if nbytes > info[1]:
             info[1] = nbytes
@@ -188,18 +188,18 @@ cdef void _note_outputs(VM vm, const Instr *ins) noexcept:
             info[3 + d] = _np_dims(a)[d]
 
 
-cdef int _failed(VM vm, Py_ssize_t pc) noexcept:
-    vm.failed_pc = pc
+cdef int _failed(Frame *f, Py_ssize_t pc) noexcept:
+    f.failed_pc = pc
     if _err_occurred() == NULL:
         _err_set(<PyObject*>SystemError,
                  "a C thunk returned an error without setting an exception")
     return -1
 
 
-cdef int _run_loop(VM vm) noexcept:
-    """Execute the instructions; 0, or -1 with an exception set and
-    ``vm.failed_pc`` naming the instruction."""
-    cdef PyObject **regs = vm.regs
+cdef int _run_loop(VM vm, Frame *f) noexcept:
+    """Execute the instructions on frame f's registers; 0, or -1 with an
+    exception set and ``f.failed_pc`` naming the instruction."""
+    cdef PyObject **regs = f.regs
     cdef const Instr *ins
     cdef Py_ssize_t pc = 0, nxt, n = vm.n_instr
     cdef bint prof = vm.profiling, release
@@ -216,15 +216,15 @@ cdef int _run_loop(VM vm) noexcept:
             if ins.cfn != NULL:
                 rc = ins.cfn(ins.ctx, regs, ins.ins, ins.outs)
             else:
-                rc = _call_python(ins, regs, vm.argbuf)
+                rc = _call_python(ins, regs, f.argbuf)
             if rc != 0:
-                return _failed(vm, pc)
+                return _failed(f, pc)
             if prof:
-                _note_outputs(vm, ins)
+                _note_outputs(vm, regs, ins)
         elif ins.kind == JUMP_IF_FALSE:
             rc = _truth(regs[ins.ins[0]])
             if rc < 0:
-                return _failed(vm, pc)
+                return _failed(f, pc)
             if rc:
                 release = False     # the block runs and frees its own registers
             else:
@@ -280,6 +280,94 @@ cdef int _reraise() except -1:
     return -1
 
 
+# ------------------------------------------------------------ cell locks
+
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident() noexcept nogil
+
+# The lock word of a CellLock: 0 when free, else the holder's thread ident. A
+# compare-and-swap takes it (about 5 ns uncontended, where PyThread's lock costs
+# tens); a waiter yields, then sleeps in short naps, with the GIL released.
+cdef extern from *:
+    """
+    #include <sched.h>
+    #include <time.h>
+    static inline int vmc_try_lock(unsigned long *word, unsigned long me) {
+        unsigned long free_ = 0;
+        return __atomic_compare_exchange_n(word, &free_, me, 0, __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED);
+    }
+    static inline void vmc_unlock(unsigned long *word) {
+        __atomic_store_n(word, 0UL, __ATOMIC_RELEASE);
+    }
+    static inline unsigned long vmc_lock_owner(unsigned long *word) {
+        return __atomic_load_n(word, __ATOMIC_RELAXED);
+    }
+    static void vmc_wait_lock(unsigned long *word, unsigned long me) {
+        struct timespec nap = {0, 20000};
+        for (int tries = 0; !vmc_try_lock(word, me); tries++) {
+            if (tries < 64) sched_yield();
+            else nanosleep(&nap, NULL);
+        }
+    }
+    """
+    int vmc_try_lock(unsigned long *word, unsigned long me) noexcept nogil
+    void vmc_unlock(unsigned long *word) noexcept nogil
+    unsigned long vmc_lock_owner(unsigned long *word) noexcept nogil
+    void vmc_wait_lock(unsigned long *word, unsigned long me) noexcept nogil
+
+cdef Py_ssize_t _n_cell_locks = 0
+
+
+cdef class CellLock:
+    """The lock of one shared variable's cell: compiled functions that update
+    the variable hold it from reading its value to committing their updates
+    (see VM). Taken without releasing the GIL when free, else with the GIL
+    released while waiting; taking it again from the thread that holds it
+    raises RuntimeError (a call re-entering a function that updates the same
+    variable would otherwise wait for itself forever)."""
+
+    def __cinit__(self):
+        global _n_cell_locks
+        _n_cell_locks += 1
+        self.order = _n_cell_locks
+
+    cdef int take(self) noexcept:
+        """0, or -1 with RuntimeError set when this thread holds the lock."""
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if vmc_try_lock(&self.owner, me):
+            return 0
+        if vmc_lock_owner(&self.owner) == me:
+            _err_set(<PyObject*>RuntimeError,
+                     "a compiled function that updates a shared variable was called again "
+                     "from inside a call that updates the same variable (from one of its "
+                     "thunks); that call would wait for itself forever")
+            return -1
+        with nogil:
+            vmc_wait_lock(&self.owner, me)
+        return 0
+
+    cdef void give(self) noexcept:
+        vmc_unlock(&self.owner)
+
+    def acquire(self):
+        """Take the lock (for the Python VM and tests)."""
+        if self.take() < 0:
+            _reraise()
+
+    def release(self):
+        if vmc_lock_owner(&self.owner) != PyThread_get_thread_ident():
+            raise RuntimeError("CellLock.release: this thread does not hold the lock")
+        self.give()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.give()
+
+
 # ------------------------------------------------------------- construction
 
 include "_vm_build.pxi"
@@ -295,7 +383,40 @@ include "_vm_build.pxi"
 @cython.auto_pickle(False)
 cdef class VM:
     """Runs a Program. ``run(args)`` is PyVM's API; calling the VM is the
-    checked call path of a compiled function (see ``__call__``)."""
+    checked call path of a compiled function (see ``__call__``).
+
+    Concurrent calls. Every call runs on a frame: a register file and the
+    scratch of one call. The VM's own frame (``main``) serves every call that
+    overlaps no other, so a single-threaded caller pays one flag test. A call
+    that finds it taken (another thread is inside this VM, its GIL released by
+    a thunk, or a thunk calls its own function again) takes a frame from
+    ``pool``, allocating one (constants loaded) when the pool is empty; frames
+    go back to the pool and are reused, so N overlapping calls cost N frames
+    once. Frames are taken and given back with the GIL held, so no atomic
+    operation is needed.
+
+    Shared-variable updates. A call that updates shared variables holds the
+    ``CellLock`` of each of them from before it reads their values until its
+    updates are committed (``_execute``). Calls that update the same variable,
+    of one function or of several, therefore run one at a time, as if in some
+    order: ``counter <- counter + 1`` from 4 threads x 500 calls ends at 2000,
+    and an in-place update (a gemm writing into W's own buffer with the GIL
+    released) never overlaps another call's read or write of W through an
+    update. Holding the lock only around the commit would not do: two calls
+    could both read 5 and commit 6, or two gemms could write W at once. The
+    locks are taken in one global order (their creation numbers), so two
+    functions that update {a, b} and {b, a} cannot deadlock; a thread waiting
+    for a lock releases the GIL. A call that finds a lock held by its own
+    thread (a re-entrant call from a thunk of a function updating the same
+    variable) raises RuntimeError instead of deadlocking. A call that only
+    reads a shared variable takes no lock: it may see another call's in-place
+    update in progress (the price of letting calls that only read run in
+    parallel). Old values are released after the locks, since releasing one
+    may run arbitrary Python code.
+
+    ``failed_pc`` and ``failed_inputs`` describe the last call that failed;
+    with overlapping calls, the one that failed last.
+    """
 
     def __cinit__(self, *args, **kwargs):
         self.failed_pc = -1
@@ -305,7 +426,7 @@ cdef class VM:
 
     def __init__(self, program):
         cdef int64_t[::1] t, c, r
-        if self.running:
+        if self.n_active:
             raise RuntimeError("cannot re-initialise a VM while it runs")
         _release(self)
         _enable_vectorcall(type(self))
@@ -351,9 +472,9 @@ cdef class VM:
 
     def clear_registers(self):
         """Release every non-constant register (a run already does this)."""
-        if self.running:
+        if self.n_active:
             raise RuntimeError("cannot clear the registers of a running VM")
-        self._clear_regs()
+        self._clear_regs(&self.main)
 
     def reset_profile(self):
         """Zero the recorded times, counts, shapes and sizes."""
@@ -465,15 +586,48 @@ cdef class VM:
     def run(self, args):
         """Run once on ``args`` (already checked); return the list of outputs."""
         args = _arg_tuple(self, args)
-        _begin(self, False)
-        self._load_args(_seq_fast_items(<PyObject*>args), False)  # cannot fail unchecked
-        if self._execute() < 0:
-            self._fail(False)
-        return self._collect(False)
+        cdef Frame *f = _begin(self, False)
+        self._load_args(f, _seq_fast_items(<PyObject*>args), False)  # cannot fail unchecked
+        if self._execute(f) < 0:
+            self._fail(f, False)
+        return self._collect(f, False)
 
     # ------------------------------------------------ pieces of the call path
 
-    cdef int _load_args(self, PyObject **args, bint check) noexcept:
+    cdef Frame *_take_frame(self) except NULL:
+        """A frame for a new call: ``main`` when free, else one from the pool
+        (allocated when the pool is empty)."""
+        cdef Frame *f
+        if not self.main_busy:
+            self.main_busy = True
+            self.n_active += 1
+            return &self.main
+        f = self.pool
+        if f != NULL:
+            self.pool = f.next
+        else:
+            f = <Frame*>PyMem_Calloc(1, sizeof(Frame))
+            if f == NULL:
+                raise MemoryError()
+            try:
+                _frame_alloc(self, f)
+            except BaseException:
+                PyMem_Free(f)
+                raise
+        f.next = NULL
+        self.n_active += 1
+        return f
+
+    cdef void _give_frame(self, Frame *f) noexcept:
+        """Return a frame taken by ``_take_frame`` (its registers cleared)."""
+        self.n_active -= 1
+        if f == &self.main:
+            self.main_busy = False
+        else:
+            f.next = self.pool
+            self.pool = f
+
+    cdef int _load_args(self, Frame *f, PyObject **args, bint check) noexcept:
         """Store args[i] (borrowed, n_inputs of them) into its register, through
         the filter of its spec unless ``check`` is off or the fast path fits."""
         cdef Py_ssize_t i
@@ -486,110 +640,137 @@ cdef class VM:
                     return -1
             else:
                 _incref(v)
-            _setreg(self.regs, self.input_regs[i], v)
+            _setreg(f.regs, self.input_regs[i], v)
         return 0
 
-    cdef int _execute(self) noexcept:
-        """Load shared values, run the program, commit the updates: 0, or -1
+    cdef int _execute(self, Frame *f) noexcept:
+        """Take the update locks, load shared values, run the program, commit
+        the updates, give the locks back (see the class docstring): 0, or -1
         with an exception set (registers not yet cleared)."""
-        cdef Py_ssize_t i
-        cdef PyObject *v
-        cdef PyObject *cell
+        cdef Py_ssize_t i, n_taken = 0
+        cdef int rc = 0
         for i in range(self.n_updates):
             if _list_size(self.update_cells[i]) != 1:
                 _err_set(<PyObject*>ValueError, "a shared cell is no longer a one-element list")
                 return -1
-        for i in range(self.n_shared):
-            cell = self.shared_cells[i]
-            if _list_size(cell) != 1:
-                _err_set(<PyObject*>ValueError, "a shared cell is no longer a one-element list")
-                return -1
-            v = _list_item(cell, 0)
-            _incref(v)
-            _setreg(self.regs, self.shared_regs[i], v)
-        if _run_loop(self) < 0:
-            return -1
-        # Commit all updates together: nothing below can fail.
-        for i in range(self.n_updates):
-            v = self.regs[self.update_regs[i]]
-            if v == NULL:
-                v = <PyObject*>None
-            _incref(v)
-            self.update_old[i] = _list_item(self.update_cells[i], 0)
-            _list_set(self.update_cells[i], 0, v)
-        for i in range(self.n_updates):
-            _xdecref(self.update_old[i])
-            self.update_old[i] = NULL
-        return 0
+        while n_taken < self.n_locks:
+            if (<CellLock>self.locks[n_taken]).take() < 0:
+                rc = -1
+                break
+            n_taken += 1
+        if rc == 0:
+            rc = _run_and_commit(self, f)
+        while n_taken > 0:
+            n_taken -= 1
+            (<CellLock>self.locks[n_taken]).give()
+        if rc == 0:
+            for i in range(self.n_updates):
+                _xdecref(f.update_old[i])
+                f.update_old[i] = NULL
+        return rc
 
-    cdef object _collect(self, bint unpack):
-        """The outputs (a list, or the first one when ``unpack``); then clear."""
+    cdef object _collect(self, Frame *f, bint unpack):
+        """The outputs (a list, or the first one when ``unpack``); then clear
+        the frame and give it back."""
         cdef PyObject *v
         cdef PyObject *res
         cdef Py_ssize_t i
         if unpack:
-            res = self.regs[self.output_regs[0]] if self.n_outputs else NULL
+            res = f.regs[self.output_regs[0]] if self.n_outputs else NULL
             if res == NULL:
                 res = <PyObject*>None
             _incref(res)
         else:
             res = _list_new(self.n_outputs)
             if res == NULL:
-                self._clear_regs()
-                self.running = False
+                self._clear_regs(f)
+                self._give_frame(f)
                 _reraise()
             for i in range(self.n_outputs):
-                v = self.regs[self.output_regs[i]]
+                v = f.regs[self.output_regs[i]]
                 if v == NULL:
                     v = <PyObject*>None
                 _incref(v)
                 _list_set(res, i, v)
-        self._clear_regs()
-        self.running = False
+        self._clear_regs(f)
+        self._give_frame(f)
         result = <object>res        # takes a reference of its own
         _decref(res)
         return result
 
-    cdef void _clear_regs(self) noexcept:
-        """Release every non-constant register."""
+    cdef void _clear_regs(self, Frame *f) noexcept:
+        """Release every non-constant register of frame f."""
         cdef Py_ssize_t i
         cdef int r
         cdef PyObject *v
+        if f.regs == NULL:
+            return
         for i in range(self.n_clear):
             r = self.clear_regs[i]
-            v = self.regs[r]
+            v = f.regs[r]
             if v != NULL:
-                self.regs[r] = NULL
+                f.regs[r] = NULL
                 _decref(v)
 
-    cdef object _fail(self, bint handle):
+    cdef object _fail(self, Frame *f, bint handle):
         """After ``_execute`` failed: describe the failing instruction's
-        inputs, clear, then re-raise, or hand the exception to
-        ``_handle_error`` when ``handle``."""
+        inputs, clear the frame and give it back, then re-raise, or hand the
+        exception to ``_handle_error`` when ``handle``."""
+        cdef Py_ssize_t pc = f.failed_pc
         try:
             _reraise()
         except BaseException as exc:
             # Caught first: describing the inputs runs Python code, which
             # must not run with the exception still pending.
-            self.failed_inputs = _describe_inputs(self, self.failed_pc)
-            self._clear_regs()
-            self.running = False
+            described = _describe_inputs(self, f.regs, pc)
+            self._clear_regs(f)
+            self._give_frame(f)
+            self.failed_pc, self.failed_inputs = pc, described
             if handle:
                 return self._handle_error(exc)
             raise
 
 
-cdef int _begin(VM vm, bint check) except -1:
-    if vm.running:
-        raise RuntimeError("this VM is already running (a re-entrant call, or "
-                           "a call from another thread)")
+cdef int _run_and_commit(VM vm, Frame *f) noexcept:
+    """Load shared values into frame f, run the program, commit all updates
+    together (nothing after the loop can fail); the old cell values are left
+    in ``f.update_old`` for the caller to release."""
+    cdef Py_ssize_t i
+    cdef PyObject *v
+    cdef PyObject *cell
+    for i in range(vm.n_shared):
+        cell = vm.shared_cells[i]
+        if _list_size(cell) != 1:
+            _err_set(<PyObject*>ValueError, "a shared cell is no longer a one-element list")
+            return -1
+        v = _list_item(cell, 0)
+        _incref(v)
+        _setreg(f.regs, vm.shared_regs[i], v)
+    if _run_loop(vm, f) < 0:
+        return -1
+    for i in range(vm.n_updates):
+        v = f.regs[vm.update_regs[i]]
+        if v == NULL:
+            v = <PyObject*>None
+        _incref(v)
+        f.update_old[i] = _list_item(vm.update_cells[i], 0)
+        _list_set(vm.update_cells[i], 0, v)
+    return 0
+
+
+cdef Frame *_begin(VM vm, bint check) except NULL:
+    """Take a frame for a call. The last failure is forgotten only by a call
+    that overlaps no other (one running beside a failing call must not wipe
+    what that call's error handler is about to read)."""
+    cdef Frame *f
     if check and vm.specs == NULL and vm.n_inputs:
         raise TypeError("no input specs: call set_input_specs() or set trust_input")
-    vm.running = True
-    if vm.failed_pc != -1:
+    f = vm._take_frame()
+    f.failed_pc = -1
+    if vm.failed_pc != -1 and vm.n_active == 1:
         vm.failed_pc = -1
         vm.failed_inputs = []
-    return 0
+    return f
 
 
 cdef object _call(VM vm, PyObject **args):
@@ -610,14 +791,14 @@ cdef object _call(VM vm, PyObject **args):
 
 cdef object _call_checked(VM vm, PyObject **args):
     cdef bint check = not vm.trust_input
-    _begin(vm, check)
-    if vm._load_args(args, check) < 0:
-        vm._clear_regs()
-        vm.running = False
+    cdef Frame *f = _begin(vm, check)
+    if vm._load_args(f, args, check) < 0:
+        vm._clear_regs(f)
+        vm._give_frame(f)
         _reraise()
-    if vm._execute() < 0:
-        return vm._fail(True)
-    return vm._collect(vm.unpack_single)
+    if vm._execute(f) < 0:
+        return vm._fail(f, True)
+    return vm._collect(f, vm.unpack_single)
 
 
 cdef object _vm_vectorcall(VM vm, PyObject **args, size_t nargsf, PyObject *kwnames):
@@ -668,7 +849,7 @@ cdef tuple _arg_tuple(VM vm, args):
     return args
 
 
-cdef list _describe_inputs(VM vm, Py_ssize_t pc):
+cdef list _describe_inputs(VM vm, PyObject **regs, Py_ssize_t pc):
     """(shape, dtype) of the inputs of instruction pc, as PyVM describes them:
     enough for a message, without keeping the values alive."""
     cdef PyObject *v
@@ -677,7 +858,7 @@ cdef list _describe_inputs(VM vm, Py_ssize_t pc):
         return []
     described = []
     for k in range(vm.instrs[pc].n_in):
-        v = vm.regs[vm.instrs[pc].ins[k]]
+        v = regs[vm.instrs[pc].ins[k]]
         value = <object>v if v != NULL else None
         try:
             shape = np.shape(value)

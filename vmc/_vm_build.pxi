@@ -97,9 +97,7 @@ cdef int _build_instrs(VM vm, p, Py_ssize_t n_regs) except -1:
                 raise ValueError(f"instruction {pc}: move needs an input and an output")
         else:
             raise ValueError(f"instruction {pc}: unknown kind {ins.kind}")
-    vm.argbuf = <PyObject**>PyMem_Calloc(max_in + 2, sizeof(PyObject*))
-    if vm.argbuf == NULL:
-        raise MemoryError()
+    vm.max_in = max_in
     return 0
 
 
@@ -119,22 +117,68 @@ cdef int _build_cells(VM vm, p, Py_ssize_t n_regs) except -1:
         raise ValueError("Program: shared_regs/update_regs and their cells differ in length")
     vm.shared_cells = <PyObject**>PyMem_Calloc(vm.n_shared + 1, sizeof(PyObject*))
     vm.update_cells = <PyObject**>PyMem_Calloc(vm.n_updates + 1, sizeof(PyObject*))
-    vm.update_old = <PyObject**>PyMem_Calloc(vm.n_updates + 1, sizeof(PyObject*))
-    if vm.shared_cells == NULL or vm.update_cells == NULL or vm.update_old == NULL:
+    if vm.shared_cells == NULL or vm.update_cells == NULL:
         raise MemoryError()
     for i in range(vm.n_shared):
         vm.shared_cells[i] = <PyObject*>shared[i]
     for i in range(vm.n_updates):
         vm.update_cells[i] = <PyObject*>updates[i]
+    return _build_locks(vm, p)
+
+
+cdef int _build_locks(VM vm, p) except -1:
+    """The CellLocks of the updated cells (Program.update_locks, one per update
+    cell, or none: no locking), sorted into the one global taking order."""
+    cdef Py_ssize_t i
+    locks = list(getattr(p, "update_locks", None) or [])
+    if locks and len(locks) != vm.n_updates:
+        raise ValueError(f"Program: {len(locks)} update_locks for {vm.n_updates} update cells")
+    for i, lock in enumerate(locks):
+        if not isinstance(lock, CellLock):
+            raise TypeError(f"Program.update_locks[{i}] must be a vmc._vm.CellLock, "
+                            f"got {lock!r}")
+    locks = sorted({id(k): k for k in locks}.values(), key=lambda k: k.order)
+    vm._locks = locks
+    vm.locks = <PyObject**>PyMem_Calloc(len(locks) + 1, sizeof(PyObject*))
+    if vm.locks == NULL:
+        raise MemoryError()
+    for i in range(len(locks)):
+        vm.locks[i] = <PyObject*>locks[i]
+    vm.n_locks = len(locks)
     return 0
 
 
-cdef int _build_storage(VM vm, p, Py_ssize_t n_regs) except -1:
-    """Register file, constants, and the register lists read at each run."""
-    cdef Py_ssize_t i, r
-    vm.regs = <PyObject**>PyMem_Calloc(n_regs + 1, sizeof(PyObject*))
-    if vm.regs == NULL:
+cdef int _frame_alloc(VM vm, Frame *f) except -1:
+    """Registers (constants loaded), the Python-thunk stack and the commit
+    scratch of one frame, in one block."""
+    cdef Py_ssize_t i, n = (vm.n_regs + 1) + (vm.max_in + 2) + (vm.n_updates + 1)
+    cdef PyObject **block = <PyObject**>PyMem_Calloc(n, sizeof(PyObject*))
+    if block == NULL:
         raise MemoryError()
+    f.regs = block
+    f.argbuf = block + vm.n_regs + 1
+    f.update_old = f.argbuf + vm.max_in + 2
+    f.failed_pc = -1
+    f.next = NULL
+    for i in range(vm.n_const):
+        _incref(<PyObject*>vm._consts[i])
+        f.regs[vm.const_regs[i]] = <PyObject*>vm._consts[i]
+    return 0
+
+
+cdef void _frame_free(VM vm, Frame *f) noexcept:
+    """Release a frame's registers and its block."""
+    cdef Py_ssize_t i
+    if f.regs != NULL:
+        for i in range(vm.n_regs):
+            _setreg(f.regs, <int>i, NULL)
+    PyMem_Free(f.regs)
+    f.regs = f.argbuf = f.update_old = NULL
+
+
+cdef int _build_storage(VM vm, p, Py_ssize_t n_regs) except -1:
+    """Constants, the register lists read at each run, and the main frame."""
+    cdef Py_ssize_t i, r
     vm.n_regs = n_regs
     vm.input_regs = _copy_ints(p.input_regs, &vm.n_inputs, 0, n_regs, "input_regs")
     vm.output_regs = _copy_ints(p.output_regs, &vm.n_outputs, 0, n_regs, "output_regs")
@@ -147,23 +191,27 @@ cdef int _build_storage(VM vm, p, Py_ssize_t n_regs) except -1:
         if not 0 <= r < n_regs:
             raise ValueError(f"Program.const_regs[{i}] = {r} is outside [0, {n_regs})")
         is_const[r] = True
-        _incref(<PyObject*>vm._consts[i])
-        _setreg(vm.regs, r, <PyObject*>vm._consts[i])
+    vm.const_regs = _copy_ints(np.asarray(const_regs, np.intc), &vm.n_const, 0, n_regs,
+                               "const_regs")
     vm.clear_regs = _copy_ints(np.flatnonzero(~is_const), &vm.n_clear, 0, n_regs,
                                "registers")
-    return _build_cells(vm, p, n_regs)
+    _build_cells(vm, p, n_regs)
+    return _frame_alloc(vm, &vm.main)
 
 
 cdef void _release(VM vm) noexcept:
-    """Free everything __init__ built (registers included)."""
-    cdef Py_ssize_t i
-    if vm.regs != NULL:
-        for i in range(vm.n_regs):
-            _setreg(vm.regs, <int>i, NULL)
-    PyMem_Free(vm.regs)
+    """Free everything __init__ built (frames included; none is in use)."""
+    cdef Frame *f
+    _frame_free(vm, &vm.main)
+    while vm.pool != NULL:
+        f = vm.pool
+        vm.pool = f.next
+        _frame_free(vm, f)
+        PyMem_Free(f)
     PyMem_Free(vm.instrs)
     PyMem_Free(vm.index_buf)
-    PyMem_Free(vm.argbuf)
+    PyMem_Free(vm.const_regs)
+    PyMem_Free(vm.locks)
     PyMem_Free(vm.input_regs)
     PyMem_Free(vm.output_regs)
     PyMem_Free(vm.clear_regs)
@@ -171,18 +219,18 @@ cdef void _release(VM vm) noexcept:
     PyMem_Free(vm.shared_cells)
     PyMem_Free(vm.update_regs)
     PyMem_Free(vm.update_cells)
-    PyMem_Free(vm.update_old)
     PyMem_Free(vm.specs)
     PyMem_Free(vm.spec_shapes)
-    vm.regs = NULL
     vm.instrs = NULL
     vm.index_buf = NULL
-    vm.argbuf = NULL
+    vm.const_regs = NULL
+    vm.locks = NULL
+    vm._locks = None
     vm.input_regs = vm.output_regs = vm.clear_regs = NULL
     vm.shared_regs = vm.update_regs = NULL
-    vm.shared_cells = vm.update_cells = vm.update_old = NULL
+    vm.shared_cells = vm.update_cells = NULL
     vm.specs = NULL
     vm.spec_shapes = NULL
     vm.times_ptr = vm.counts_ptr = vm.reg_info_ptr = NULL
     vm.n_regs = vm.n_instr = vm.n_inputs = vm.n_outputs = 0
-    vm.n_clear = vm.n_shared = vm.n_updates = 0
+    vm.n_clear = vm.n_shared = vm.n_updates = vm.n_const = vm.n_locks = vm.max_in = 0

@@ -44,6 +44,9 @@ Storage
 shared variable's current value, loaded before each run.
 ``update_regs`` / ``update_cells``: after a successful run,
 ``cell[0] = regs[reg]`` for each pair, all together.
+``update_locks``: empty, or one lock per update cell (``vmc._vm.CellLock`` for the
+Cython VM): a run holds them all, taken in their ``order``, from loading the shared
+values to the commit, so that runs updating one cell take turns (see ``vmc._vm.VM``).
 """
 from __future__ import annotations
 
@@ -88,6 +91,7 @@ class Program:
     shared_cells: list = field(default_factory=list)
     update_regs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     update_cells: list = field(default_factory=list)
+    update_locks: list = field(default_factory=list)
     # For messages and profiles only; the VMs never read these.
     labels: list = field(default_factory=list)   # one string per instruction
 

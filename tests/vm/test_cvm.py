@@ -2,12 +2,13 @@
 import gc
 import sys
 import threading
+import time
 import weakref
 
 import numpy as np
 import pytest
 
-from vmc._vm import VM
+from vmc._vm import VM, CellLock
 from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
 from vmc.compile.pyvm import PyVM
 from vmc.thunks._testthunks import add_thunk, identity_thunk
@@ -40,7 +41,7 @@ class Asm:
     def move(self, src, dst, frees=()):
         self._add(MOVE, [src], [dst], frees)
 
-    def build(self, n_regs, inputs, outputs, consts=(), shared=(), updates=()):
+    def build(self, n_regs, inputs, outputs, consts=(), shared=(), updates=(), locks=()):
         cols = {k: [] for k in ("ins", "outs", "frees")}
         starts = {k: [] for k in cols}
         for _, _, *lists, _ in self.rows:
@@ -64,7 +65,8 @@ class Asm:
             shared_regs=int_array([r for r, _ in shared]),
             shared_cells=[c for _, c in shared],
             update_regs=int_array([r for r, _ in updates]),
-            update_cells=[c for _, c in updates])
+            update_cells=[c for _, c in updates],
+            update_locks=list(locks))
 
 
 def both(make_program, *runs):
@@ -375,39 +377,65 @@ def test_validation_at_construction():
         VM(asm.build(1, inputs=[], outputs=[]))
 
 
-def test_reentrant_call_is_refused():
+def test_reentrant_call_runs_on_a_frame_of_its_own():
     holder = []
     asm = Asm()
-    asm.thunk(lambda x: holder[0].run([x]), [0], [1])
+    # f(x) = f(x - 1) + 1, f(0) = 0: each level is a call inside the one above it
+    asm.thunk(lambda x: 0 if x == 0 else holder[0].run([x - 1])[0] + 1, [0], [1])
     vm = VM(asm.build(2, inputs=[0], outputs=[1]))
     holder.append(vm)
-    with pytest.raises(RuntimeError, match="already running"):
-        vm.run([1])
-    holder[0] = VM(one_instr(np.negative))     # the flag was reset after the failure
-    assert vm.run([1]) == [[-1]]
+    assert vm.run([6]) == [6]
+    assert vm.run([3]) == [3]          # the frames went back to the pool and serve again
 
 
-def test_threads_share_one_vm_safely():
+def test_reentrant_call_updating_the_same_cell_is_refused():
+    holder, cell = [], [0]
     asm = Asm()
-    asm.thunk(lambda x: x + 1, [0], [1])
-    vm = VM(asm.build(2, inputs=[0], outputs=[1]))
+    # a thunk that calls its own VM again while the call holds the cell's lock
+    asm.thunk(lambda c: (holder[0].run([]), c + 1)[1], [0], [1])
+    vm = VM(asm.build(2, inputs=[], outputs=[], shared=[(0, cell)], updates=[(1, cell)],
+                      locks=[CellLock()]))
+    holder.append(vm)
+    with pytest.raises(RuntimeError, match="wait for itself"):
+        vm.run([])
+    assert cell == [0]
+    holder[0] = VM(Asm().build(0, [], []))
+    assert vm.run([]) == [] and cell == [1]     # the lock was given back after the failure
+
+
+def test_update_locks_must_be_cell_locks():
+    cell = [0]
+    asm = Asm()
+    asm.thunk(lambda c: c + 1, [0], [1])
+    with pytest.raises(TypeError, match="update_locks.0. must be a vmc._vm.CellLock"):
+        VM(asm.build(2, inputs=[], outputs=[], shared=[(0, cell)], updates=[(1, cell)],
+                     locks=[threading.Lock()]))
+
+
+def test_threads_share_one_vm():
+    def slow_inc(x):
+        time.sleep(0)                  # lets the other thread into the VM mid-call
+        return x + 1
+
+    asm = Asm()
+    asm.thunk(slow_inc, [0], [1])
+    asm.thunk(lambda x: x * 2, [1], [2])
+    vm = VM(asm.build(3, inputs=[0], outputs=[2]))
     errors = []
 
-    def work():
-        for _ in range(2000):
+    def work(k):
+        for i in range(2000):
             try:
-                assert vm.run([1]) == [2]
-            except RuntimeError:
-                pass                      # refused while the other thread runs it
-            except Exception as exc:      # anything else is a bug
+                assert vm.run([k * 10000 + i]) == [2 * (k * 10000 + i + 1)]
+            except Exception as exc:      # every call must run, and see its own registers
                 errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(2)]
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert not errors, errors[:3]
 
 
 # ------------------------------------------------------------ the call path

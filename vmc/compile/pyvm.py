@@ -9,6 +9,11 @@ the flag ``profiling`` is on and each run adds to ``times`` (ns) and
 ``counts`` per instruction, to ``vm_ns`` (the whole run: loading shared
 values, the loop, the commit), and records the shapes and dtypes each
 instruction produced in ``out_shapes``. The Cython VM has the same names.
+
+Each run works on registers of its own (a copy of ``regs``, which holds the
+constants), so runs may overlap (threads, re-entrant calls); runs that update
+shared variables hold the program's ``update_locks`` from loading to commit,
+as the Cython VM does.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk, Program
 class PyVM:
     def __init__(self, program: Program):
         self.program = program
-        self.regs = [None] * program.n_regs
+        self.regs = [None] * program.n_regs      # the constants; each run copies it
         for r, v in zip(program.const_regs, program.const_values):
             self.regs[r] = v
         # Per instruction, as Python lists (slicing the flat arrays at every
@@ -34,8 +39,8 @@ class PyVM:
         self._kind = np.asarray(p.kind).tolist()
         self._thunk = [p.thunks[t] if t >= 0 else None for t in np.asarray(p.thunk).tolist()]
         self._target = np.asarray(p.target).tolist()
-        consts = {int(r) for r in program.const_regs}
-        self._clear_list = [r for r in range(program.n_regs) if r not in consts]
+        self._locks = sorted({id(k): k for k in program.update_locks}.values(),
+                             key=lambda k: getattr(k, "order", 0))
         self._profile = None
         self.profiling = False
         self.times = np.zeros(program.n_instr, np.int64)
@@ -66,49 +71,50 @@ class PyVM:
 
     def run(self, args):
         """Run once on ``args``; return the list of outputs; commit updates."""
-        p, regs = self.program, self.regs
+        p, regs = self.program, list(self.regs)
         prof = self.profiling
         t_run = time.perf_counter_ns() if prof else 0
-        self.failed_pc, self.failed_inputs = -1, []
         for r, v in zip(p.input_regs, args):
             regs[r] = v
-        for r, cell in zip(p.shared_regs, p.shared_cells):
-            regs[r] = cell[0]
-        pc, n = 0, p.n_instr
-        self._last = -1
+        taken = []
+        pc, n = -1, p.n_instr
         try:
+            for lock in self._locks:
+                lock.acquire()
+                taken.append(lock)
+            for r, cell in zip(p.shared_regs, p.shared_cells):
+                regs[r] = cell[0]
+            pc = 0
             while pc < n:
                 if prof:
                     t_rec = time.perf_counter_ns()
-                    last, before = pc, self._input_values(pc)
+                    last, before = pc, self._input_values(pc, regs)
                     t0 = time.perf_counter_ns()
-                    pc = self._step(pc)
+                    pc = self._step(pc, regs)
                     t1 = time.perf_counter_ns()
                     self.times[last] += t1 - t0
                     self.counts[last] += 1
-                    self._record_shapes(last, before)
+                    self._record_shapes(last, before, regs)
                     # what profiling itself costs stays out of the VM's time
                     t_run += (t0 - t_rec) + (time.perf_counter_ns() - t1)
                 else:
-                    pc = self._step(pc)
+                    pc = self._step(pc, regs)
+            # Commit all updates together, after everything that can fail.
+            for cell, r in zip(p.update_cells, p.update_regs):
+                cell[0] = regs[r]
         except BaseException:
-            self.failed_pc = self._last
-            self.failed_inputs = self._describe_inputs(self._last)
-            self._clear()
+            self.failed_pc = pc if pc < n else -1
+            self.failed_inputs = self._describe_inputs(self.failed_pc, regs)
             raise
-        outputs = [regs[r] for r in p.output_regs]
-        new_values = [regs[r] for r in p.update_regs]
-        # Commit all updates together, after everything that can fail.
-        for cell, v in zip(p.update_cells, new_values):
-            cell[0] = v
-        self._clear()
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+        self.failed_pc, self.failed_inputs = -1, []
         if prof:
             self.vm_ns += time.perf_counter_ns() - t_run
-        return outputs
+        return [regs[r] for r in p.output_regs]
 
-    def _step(self, pc: int) -> int:
-        regs = self.regs
-        self._last = pc
+    def _step(self, pc: int, regs) -> int:
         kind = self._kind[pc]
         ins, outs, frees = self._ins[pc], self._outs[pc], self._frees[pc]
         nxt = pc + 1
@@ -131,17 +137,17 @@ class PyVM:
             regs[r] = None
         return nxt
 
-    def _input_values(self, pc):
-        return [self.regs[i] for i in self._ins[pc]]
+    def _input_values(self, pc, regs):
+        return [regs[i] for i in self._ins[pc]]
 
-    def _record_shapes(self, pc, ins):
+    def _record_shapes(self, pc, ins, regs):
         """Note the shapes, dtypes and newly allocated bytes of what ``pc``
         wrote, given the values ``ins`` it read."""
         if self._kind[pc] != THUNK:
             return
         key = []
         for r in self._outs[pc]:
-            v = self.regs[r]
+            v = regs[r]
             shape = tuple(np.shape(v)) if v is not None else None
             dtype = str(getattr(v, "dtype", type(v).__name__))
             key.append((shape, dtype, _new_bytes(v, ins)))
@@ -149,21 +155,15 @@ class PyVM:
         key = tuple(key)
         seen[key] = seen.get(key, 0) + 1
 
-    def _describe_inputs(self, pc):
+    def _describe_inputs(self, pc, regs):
         """(shape, dtype) of the failing instruction's inputs, for the message."""
         if pc < 0:
             return []
-        return [(np.shape(self.regs[i]), getattr(self.regs[i], "dtype", type(self.regs[i])))
+        return [(np.shape(regs[i]), getattr(regs[i], "dtype", type(regs[i])))
                 for i in self._ins[pc]]
 
-    def _clear(self):
-        regs = self.regs
-        for i in self._clear_list:
-            regs[i] = None
-
     def clear_registers(self):
-        """Release every non-constant register (a run already does this)."""
-        self._clear()
+        """Nothing to release: each run's registers die with it."""
 
     def reset_profile(self):
         """Zero the recorded times, counts and shapes."""

@@ -17,6 +17,9 @@
 """
 from __future__ import annotations
 
+import threading
+import weakref
+
 from vmc.graph.basic import Constant, SharedVariable
 from vmc.ifelse import IfElse
 
@@ -376,8 +379,36 @@ def assemble(code, thunk_index, thunks, regs, inputs, outputs, consts, shareds, 
         shared_cells=[s.container for s in shareds],
         update_regs=int_array([regs[u] for _, u in updates]),
         update_cells=[s.container for s, _ in updates],
+        update_locks=[cell_lock(s) for s, _ in updates],
         labels=[i.label for i in code])
 
 
 def is_storage(v):
     return isinstance(v, (Constant, SharedVariable))
+
+
+# -- locks of shared variables -------------------------------------------------------
+_cell_locks = {}                    # id(shared variable) -> its lock, while it lives
+_cell_locks_guard = threading.Lock()
+
+
+def cell_lock(var):
+    """The one lock of shared variable ``var``, made on first use: every function that
+    updates ``var`` holds it from reading to committing (see ``vmc._vm.VM``)."""
+    key = id(var)
+    lock = _cell_locks.get(key)
+    if lock is None:
+        with _cell_locks_guard:
+            lock = _cell_locks.get(key)
+            if lock is None:
+                lock = _cell_locks[key] = _new_lock()
+                weakref.finalize(var, _cell_locks.pop, key, None)
+    return lock
+
+
+def _new_lock():
+    try:
+        from vmc._vm import CellLock
+    except ImportError:             # the Cython VM is not built: the Python VM's lock
+        return threading.Lock()
+    return CellLock()

@@ -16,7 +16,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.string cimport memmove
 
-from vmc._vm cimport VM
+from vmc._vm cimport VM, Frame
 
 import numpy as np
 
@@ -83,16 +83,16 @@ cdef inline bint _fast_copy(cnp.ndarray buf, Py_ssize_t idx, object v):
     return True
 
 
-cdef list _failed_inputs(VM vm):
+cdef list _failed_inputs(VM vm, Frame *f):
     """(shape, dtype) of the failing instruction's inputs, read from the
     registers before they are cleared."""
-    cdef Py_ssize_t pc = vm.failed_pc
+    cdef Py_ssize_t pc = f.failed_pc
     cdef int k
     cdef PyObject *r
     out = []
     if 0 <= pc < vm.n_instr:
         for k in range(vm.instrs[pc].n_in):
-            r = vm.regs[vm.instrs[pc].ins[k]]
+            r = f.regs[vm.instrs[pc].ins[k]]
             v = <object>r if r != NULL else None
             out.append((np.shape(v), getattr(v, "dtype", type(v).__name__)))
     return out
@@ -155,12 +155,12 @@ cdef int _set_inputs(_Layout L, list seqs, list args, Py_ssize_t i) except -1:
     return 0
 
 
-cdef inline object _output(VM vm, Py_ssize_t k):
-    cdef PyObject *r = vm.regs[vm.output_regs[k]]
+cdef inline object _output(VM vm, Frame *f, Py_ssize_t k):
+    cdef PyObject *r = f.regs[vm.output_regs[k]]
     return <object>r if r != NULL else None
 
 
-cdef int _store_outputs(_Layout L, Py_ssize_t i) except -1:
+cdef int _store_outputs(_Layout L, Frame *f, Py_ssize_t i) except -1:
     """Copy step ``i``'s traced outputs into their traces, update the rings
     and carries; 1 when ``until`` says stop, else 0."""
     cdef VM vm = L.vm
@@ -169,7 +169,7 @@ cdef int _store_outputs(_Layout L, Py_ssize_t i) except -1:
     cdef PyObject *r
     cdef cnp.ndarray buf
     for k in range(L.n_rec):
-        v = _output(vm, k)
+        v = _output(vm, f, k)
         lag = <Py_ssize_t>L.lags[k]
         buf = <cnp.ndarray>L.traces[k]
         slot = (i + lag) % <Py_ssize_t>L.sizes[k]
@@ -177,14 +177,14 @@ cdef int _store_outputs(_Layout L, Py_ssize_t i) except -1:
             L.state.write_rec(k, i, v)
         (<list>L.rings[k])[i % lag] = _row(buf, slot)
     for k in range(L.n_rec, L.n_rec + L.n_nit):
-        v = _output(vm, k)
+        v = _output(vm, f, k)
         if L.traces[k] is None or not _fast_copy(<cnp.ndarray>L.traces[k],
                                                  i % <Py_ssize_t>L.sizes[k], v):
             L.state.write_nit(k - L.n_rec, i, v)
     for k in range(L.n_carry):
-        L.carries[k] = _output(vm, L.n_rec + L.n_nit + k)
+        L.carries[k] = _output(vm, f, L.n_rec + L.n_nit + k)
     if L.until:
-        r = vm.regs[vm.output_regs[L.n_out - 1]]
+        r = f.regs[vm.output_regs[L.n_out - 1]]
         if r != NULL:
             stop = _is_true(r)
             if stop < 0:
@@ -192,36 +192,37 @@ cdef int _store_outputs(_Layout L, Py_ssize_t i) except -1:
     # Release the outputs' registers: a thunk may then reuse a buffer that
     # only it still holds.
     for k in range(L.n_out):
-        r = vm.regs[vm.output_regs[k]]
-        vm.regs[vm.output_regs[k]] = NULL
+        r = f.regs[vm.output_regs[k]]
+        f.regs[vm.output_regs[k]] = NULL
         _xdecref(r)
     return stop
 
 
 def run_loop(thunk, state, list seqs, list args, Py_ssize_t n):
-    """Run up to ``n`` steps; return the number run (fewer after ``until``)."""
+    """Run up to ``n`` steps; return the number run (fewer after ``until``).
+    The steps run on a frame of the body's VM taken for this loop, so loops
+    of one scan running at once in several threads do not meet."""
     cdef _Layout L = _Layout(thunk, state, len(args))
     cdef VM vm = L.vm
     cdef Py_ssize_t s, i
-    if vm.running:
-        raise RuntimeError(f"{thunk.op}: the loop body's VM is already running")
-    vm.running = True
+    cdef Frame *f = vm._take_frame()
     try:
         for s in range(n):
             i = n - 1 - s if L.reverse else s      # step i reads and writes entry i
             _set_inputs(L, seqs, args, i)
-            vm.failed_pc = -1
-            vm._load_args(L.argv, False)        # cannot fail without checks
-            if vm._execute() < 0:
+            f.failed_pc = -1
+            vm._load_args(f, L.argv, False)     # cannot fail without checks
+            if vm._execute(f) < 0:
                 try:
                     _reraise()
                 except Exception as exc:
-                    raise thunk._step_error(exc, i, _failed_inputs(vm)) from None
-            if _store_outputs(L, i):
+                    vm.failed_pc = f.failed_pc
+                    raise thunk._step_error(exc, i, _failed_inputs(vm, f)) from None
+            if _store_outputs(L, f, i):
                 return i + 1
         return n
     finally:
-        vm._clear_regs()
-        vm.running = False
+        vm._clear_regs(f)
+        vm._give_frame(f)
         for s in range(len(args)):
             args[s] = None

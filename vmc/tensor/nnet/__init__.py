@@ -60,10 +60,26 @@ def log_softmax(x, axis=-1):
 
 
 def relu(x, alpha=0):
+    """``max(x, 0)``, or ``x`` scaled by ``alpha`` below 0 (leaky)."""
     x = as_tensor_variable(x)
     if alpha == 0:
         return maximum(x, 0)
     return maximum(x, 0) + alpha * (x - maximum(x, 0))
+
+
+def elu(x, alpha=1):
+    """``x`` above 0, ``alpha * (exp(x) - 1)`` below."""
+    from ..elemwise import expm1, minimum
+    x = as_tensor_variable(x)
+    return maximum(x, 0) + alpha * expm1(minimum(x, 0))
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(x):
+    """Scaled ELU (Klambauer et al. 2017): ``scale * elu(x, alpha)``."""
+    return SELU_SCALE * elu(x, SELU_ALPHA)
 
 
 def binary_crossentropy(output, target):
@@ -174,5 +190,5 @@ def crossentropy_softmax(x, y):
 
 
 # Theano's names: vt.nnet.conv2d, vt.nnet.abstract_conv, vt.nnet.bn.
-from . import abstract_conv  # noqa: E402
+from . import abstract_conv, bn  # noqa: E402
 from .abstract_conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights  # noqa: E402,F401

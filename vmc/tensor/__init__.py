@@ -12,7 +12,8 @@ from .creation import arange, eye, identity_like
 from .elemwise import (DimShuffle, Elemwise, abs, add, and_, arccos, arcsin, arcsinh, arctan,
                        arctan2, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, cast, ceil,
                        clip, cos, cosh, dimshuffle, eq, erf, erfc, erfinv, exp, expm1, floor,
-                       floor_divide, gammaln, ge, gt, int_div, invert, isinf, isnan, le, log,
+                       floor_divide, gammaln, ge,
+                       digamma, logaddexp, log1mexp, erfcx, xlogy, gammainc, gammaincc, gt, int_div, invert, isinf, isnan, le, log,
                        log10, log1p, log2, logical_and, logical_not, logical_or, logical_xor, lt,
                        maximum, minimum, mod, mul, neg, negative, neq, or_, pow, power, psi,
                        reciprocal, round, sigmoid, sign, sin, sinh, softplus, sqr, sqrt, sub,
@@ -33,6 +34,9 @@ from . import nnet  # noqa: F401  (vt.nnet.softmax, as in Theano)
 from . import linalg  # noqa: F401  (vt.linalg.solve, ...)
 from . import random  # noqa: F401  (vt.random.RandomStream)
 from . import signal  # noqa: F401  (vt.signal.pool.pool_2d, as in Theano)
+from . import nlinalg  # noqa: F401  (vt.nlinalg.svd, ...)
+from .ordering import argsort, cumprod, cumsum, sort  # noqa: E402
+from .einsum import einsum  # noqa: E402
 from vmc.rop import Lop, Rop  # noqa: E402  (Theano's T.Rop, T.Lop)
 
 # Importing the module vmc.tensor.scalar (the scalar op table) rebinds the

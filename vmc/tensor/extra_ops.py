@@ -369,3 +369,7 @@ def triu(x, k=0):
     if x.type.ndim < 2:
         raise TypeError(f"triu: expected at least a matrix, got {x.type}")
     return switch(_tri_mask(x, k, False), x, constant(0, dtype=x.type.dtype))
+
+
+# Theano's theano.tensor.extra_ops names for the cumulative ops.
+from .ordering import CumOp, cumprod, cumsum  # noqa: E402,F401

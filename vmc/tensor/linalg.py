@@ -259,3 +259,8 @@ class EighGrad(Op):
 def eigh(x, UPLO="L"):
     """``(w, v)``: ``x @ v[:, i] == w[i] * v[:, i]``."""
     return tuple(Eigh(UPLO)(x))
+
+
+# Theano's nlinalg names, reachable here too (vt.linalg.svd, ...).
+from .nlinalg import SVD, QR, Eig, Lstsq, Pinv, SLogDet, eig, lstsq, pinv, qr, slogdet, svd  # noqa: E402,F401
+__all__ += ["slogdet", "svd", "qr", "eig", "pinv", "lstsq"]

@@ -161,6 +161,44 @@ def _g_psi(i, o, g):
     return [NullGradient("the gradient of psi (polygamma) is not implemented")]
 
 
+def _g_logaddexp(i, o, g):
+    vt = _t()
+    return [g * vt.exp(i[0] - o), g * vt.exp(i[1] - o)]
+
+
+def _g_log1mexp(i, o, g):
+    return [-g / _t().expm1(-i[0])]        # d log(1 - e^x) = -e^x / (1 - e^x)
+
+
+def _g_erfcx(i, o, g):
+    return [g * (2 * i[0] * o - 2 / math.sqrt(math.pi))]
+
+
+def _g_gammainc(i, o, g, sign=1):
+    a, x = i
+    vt = _t()
+    # d/dx P(a, x) = x^(a-1) e^-x / Gamma(a); no closed form in a
+    dx = vt.exp((a - 1) * vt.log(x) - x - vt.gammaln(a))
+    return [NullGradient("the gradient of gammainc w.r.t. its first argument is not "
+                         "implemented"), g * dx * sign]
+
+
+def _g_gammaincc(i, o, g):
+    return _g_gammainc(i, o, g, -1)
+
+
+def _g_xlogy(i, o, g):
+    x, y = i
+    vt = _t()
+    return [g * vt.log(y), g * x / y]
+
+
+def _log1mexp(x):
+    # log(1 - exp(x)) for x <= 0: log(-expm1(x)) near 0, log1p(-exp(x)) below -log 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > -math.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+
 def _softplus(x):
     # log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))
     with np.errstate(over="ignore"):
@@ -228,6 +266,12 @@ _TABLE = [
     ("erfinv", 1, _Special("erfinv"), _g_erfinv, "numeric"),
     ("gammaln", 1, _Special("gammaln"), _g_gammaln, "numeric"),
     ("psi", 1, _Special("psi"), _g_psi, "numeric"),
+    ("logaddexp", 2, np.logaddexp, _g_logaddexp, "numeric"),
+    ("log1mexp", 1, _log1mexp, _g_log1mexp, "numeric"),
+    ("erfcx", 1, _Special("erfcx"), _g_erfcx, "numeric"),
+    ("gammainc", 2, _Special("gammainc"), _g_gammainc, "numeric"),
+    ("gammaincc", 2, _Special("gammaincc"), _g_gammaincc, "numeric"),
+    ("xlogy", 2, _Special("xlogy"), _g_xlogy, "numeric"),
     ("floor", 1, np.floor, _g_zero, "numeric"),
     ("ceil", 1, np.ceil, _g_zero, "numeric"),
     ("round", 1, np.round, _g_zero, "numeric"),

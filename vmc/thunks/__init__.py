@@ -9,5 +9,6 @@ from . import numpy_thunks_random  # noqa: F401  (random draws)
 from . import blas, checks, elemwise_c, fused, nnet, shapes  # noqa: F401,E402  (C thunks)
 from . import perform  # noqa: F401  (any op with Theano's perform(): user ops)
 from . import conv, pool  # noqa: F401  (conv2d: im2col + gemm; pool_2d)
+from . import ordering, nlinalg  # noqa: F401  (cumsum, sort; svd, qr, ...)
 
 __all__ = ["py_thunk", "register", "register_batch"]

@@ -1,6 +1,6 @@
 """Running benchmark groups in child processes.
 
-Every group (A..H) runs in its own ``python -m bench._child`` process, with the single-thread
+Every group (A..I) runs in its own ``python -m bench._child`` process, with the single-thread
 environment set and pinned to one core. The child writes one JSON line per event to a file:
 ``start`` before an impl is built and checked, ``sample`` before each calibration and timing
 sample of an impl while the impls of its case are timed together (``harness.run_case``),
@@ -38,6 +38,7 @@ GROUPS = {
     "F": "bench.bench_f_memory",
     "G": "bench.bench_g_dispatch",
     "H": "bench.bench_h_gpu",
+    "I": "bench.bench_i_conv",
 }
 
 SEP = "\x1f"

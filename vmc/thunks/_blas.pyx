@@ -86,17 +86,22 @@ cdef bint _as_vec(cnp.ndarray a, Vec *v) noexcept:
 
 cdef cnp.ndarray _mat(cnp.ndarray a, Mat *m):
     """``a``, or a C-contiguous copy of it when BLAS cannot take its layout;
-    the caller keeps the returned array alive while BLAS reads it."""
+    the caller keeps the returned array alive while BLAS reads it. The copy
+    is a new array (``np.ascontiguousarray`` would hand back a misaligned
+    C-contiguous array unchanged, and ``m`` would stay unset)."""
     if not _as_mat(a, m):
-        a = np.ascontiguousarray(a)
-        _as_mat(a, m)
+        a = np.array(a, order="C")
+        if not _as_mat(a, m):
+            raise ValueError(f"BLAS cannot take a matrix of shape {(<object>a).shape}")
     return a
 
 
 cdef cnp.ndarray _vec(cnp.ndarray a, Vec *v):
+    """As ``_mat``, for a vector."""
     if not _as_vec(a, v):
-        a = np.ascontiguousarray(a)
-        _as_vec(a, v)
+        a = np.array(a, order="C")
+        if not _as_vec(a, v):
+            raise ValueError(f"BLAS cannot take a vector of shape {(<object>a).shape}")
     return a
 
 
@@ -292,11 +297,11 @@ cdef cnp.ndarray _target(Ctx *c, bint inplace, str op, cnp.ndarray z, bint read_
     """Where an update ``z <- f(z, inputs)`` writes: ``z`` itself when in place
     and BLAS can write its layout without aliasing an input; else a C-contiguous
     array holding ``z``'s values when ``read_z`` (a temporary when in place,
-    the reusable output otherwise)."""
+    the reusable output otherwise). A read-only ``z`` (a shared value the
+    user set with ``borrow=True``) is not written: the result goes to a new
+    array, as elementwise updates do, so the call cannot fail on it."""
     cdef cnp.ndarray out
-    if inplace:
-        if not cnp.PyArray_ISWRITEABLE(z):
-            raise ValueError(f"{op}: the in-place output is read-only")
+    if inplace and cnp.PyArray_ISWRITEABLE(z):
         for x in inputs:
             if _overlap(z, x):
                 return np.array(z, order="C")
@@ -316,16 +321,21 @@ cdef bint _writable_layout(cnp.ndarray z) noexcept:
 
 
 cdef object _finish(bint inplace, cnp.ndarray z, cnp.ndarray out):
-    """In place through a temporary: copy the result back into ``z``."""
-    if inplace and out is not z:
+    """In place through a temporary: copy the result back into ``z`` (unless
+    ``z`` is read-only, see ``_target``)."""
+    if inplace and out is not z and cnp.PyArray_ISWRITEABLE(z):
         cnp.PyArray_CopyInto(z, out)
         return z
     return out
 
 
+cdef bint _writeable(z):
+    return isinstance(z, np.ndarray) and z.flags.writeable
+
+
 cdef object _gemm_numpy(bint inplace, z, alpha, x, y, beta):
     res = np.asarray(z * beta + alpha * np.dot(x, y))
-    if inplace:
+    if inplace and _writeable(z):
         z[...] = res
         return z
     return res
@@ -397,7 +407,7 @@ cdef object _ger_update(Ctx *c, bint inplace, m, alpha, x, y):
     t = _blas_type((m, x, y), (2, 1, 1))
     if t < 0:
         res = np.asarray(m + alpha * np.outer(x, y))
-        if inplace:
+        if inplace and _writeable(m):
             m[...] = res
             return m
         return res

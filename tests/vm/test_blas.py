@@ -201,11 +201,24 @@ def test_ger_inplace_with_aliased_vector():
     np.testing.assert_allclose(a, expected)
 
 
-def test_inplace_on_read_only_output_raises():
-    z = np.zeros((2, 2))
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])     # BLAS, and numpy's fallback
+def test_inplace_on_read_only_output_writes_a_new_array(dtype):
+    """A read-only target (a shared value the user set with borrow=True) is
+    not written: the result is a new array, so the update cannot fail after
+    other updates wrote (issue 20, item 5)."""
+    z = np.zeros((2, 2), dtype)
     z.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        run1(thunk_vm(gemm_thunk(True), 5), z, 1.0, np.ones((2, 2)), np.ones((2, 2)), 1.0)
+    ones = np.ones((2, 2), dtype)
+    out = run1(thunk_vm(gemm_thunk(True), 5), z, 1, ones, ones, 1)
+    np.testing.assert_array_equal(out, np.full((2, 2), 2))
+    assert out is not z and not z.any()
+    v = np.zeros(2, dtype)
+    v.flags.writeable = False
+    out = run1(thunk_vm(gemv_thunk(True), 5), v, 1, ones, np.ones(2, dtype), 1)
+    np.testing.assert_array_equal(out, [2, 2])
+    out = run1(thunk_vm(ger_thunk(True), 4), z, 1, np.ones(2, dtype), np.ones(2, dtype))
+    np.testing.assert_array_equal(out, np.ones((2, 2)))
+    assert not z.any() and not v.any()
 
 
 def test_update_thunks_fall_back_to_numpy():

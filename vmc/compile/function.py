@@ -27,6 +27,7 @@ from vmc.graph.traversal import ancestors, clone_replace, gc_paused
 from . import schedule as sch
 from .graph_cache import optimized_graph
 from .io import In, Out, collect_updates, normalize_inputs, normalize_outputs
+from .outputs import arrays_for_0d_outputs, guard_outputs, with_mutable_inputs
 from .pyvm import PyCallVM
 from .thunk_build import build_thunks
 
@@ -236,6 +237,8 @@ def _compile_traced(spec):
     program, node_of_pc = schedule(fgraph, spec, updates)
     timings["schedule+thunks"] = time.perf_counter() - t1
     cls = CFunction if spec.linker == "cvm" and CFunction is not None else PyFunction
+    if any(i.mutable for i in spec.inputs):
+        cls = with_mutable_inputs(cls)
     f = cls(program)
     f._setup(spec, fgraph, program, node_of_pc, timings)
     return f
@@ -287,16 +290,12 @@ def _check_inputs(inputs, roots, on_unused):
 def schedule(fgraph, spec, update_pairs):
     """Order, frees, in-place decisions and thunks of an optimized graph: a
     ``(Program, {pc: node})``."""
-    from vmc.tensor.elemwise import tensor_copy
     n_out = fgraph.n_user_outputs
     order = fgraph.toposort()
     roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
-    # An output that may share memory with a shared value or a constant is
-    # copied, so later in-place updates never change what the user holds.
-    for k in range(n_out):
-        o = fgraph.outputs[k]
-        if any(isinstance(r, (Constant, SharedVariable)) for r in roots.get(o, ())):
-            fgraph.set_output(k, tensor_copy(o))
+    # What the user gets back is the user's own: later in-place updates, the
+    # caller's writes into one result, or the next call never change it.
+    guard_outputs(fgraph, roots, [o.borrow for o in spec.outputs])
     order = fgraph.toposort()
     outputs = list(fgraph.outputs)
     user_outs = outputs[:n_out]
@@ -317,6 +316,7 @@ def schedule(fgraph, spec, update_pairs):
     from vmc.opt import get_mode
     generate_c = get_mode(spec.mode).optimizer == "fast_run"
     thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec.linker, generate_c)
+    arrays_for_0d_outputs(code, thunk_index, thunks, user_outs)
     regs = _registers(inputs, order, outputs, fgraph.variables)
     consts = [v for v in regs if isinstance(v, Constant)]
     shareds = [v for v in regs if isinstance(v, SharedVariable)]

@@ -16,7 +16,7 @@ import copy
 
 import numpy as np
 
-from vmc.compile import (FunctionSpec, In, ProfileStats, PyVM, enrich, normalize_outputs,
+from vmc.compile import (FunctionSpec, In, Out, ProfileStats, PyVM, enrich, normalize_outputs,
                          optimized_graph, prepare, schedule)
 from vmc.config import config
 from vmc.thunks import blocks
@@ -49,7 +49,9 @@ class InnerFunction:
         linker = config.linker if _CVM is not None else "py"
         # The step's inputs are never overwritten: they are sequence rows, the
         # previous values (still in the rings) and the user's non-sequences.
-        outputs, single = normalize_outputs(list(op.inner_outputs))
+        # The loop copies each step's outputs into its own buffers: they may
+        # be the step's inputs (a carry passed through), no copy is needed.
+        outputs, single = normalize_outputs([Out(v, borrow=True) for v in op.inner_outputs])
         spec = FunctionSpec(inputs=[In(v, name=v.name) for v in op.inner_inputs],
                             outputs=outputs, single=single, mode=op.info.mode,
                             name=f"{op.name}.inner", on_unused_input="ignore",

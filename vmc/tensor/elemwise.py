@@ -274,6 +274,20 @@ and_, or_, xor = elemwise_fn("and"), elemwise_fn("or"), elemwise_fn("xor")
 invert = elemwise_fn("invert")
 isnan, isinf = elemwise_fn("isnan"), elemwise_fn("isinf")
 tensor_copy = elemwise_fn("identity")
+
+
+class OutputCopy(Elemwise):
+    """The copy ``vmc.function`` puts before an output that would otherwise
+    share memory with an argument, another output or stored data
+    (``vmc/compile/outputs.py``). It runs as the identity does; its own class
+    tells it apart from a copy the user asked for."""
+    __props__ = ()
+
+    def __init__(self):
+        super().__init__(get_scalar_op("identity"))
+
+    def __str__(self):
+        return "OutputCopy"
 where = switch
 bitwise_and, bitwise_or, bitwise_xor, bitwise_not = and_, or_, xor, invert
 logical_and, logical_or, logical_xor, logical_not = and_, or_, xor, invert

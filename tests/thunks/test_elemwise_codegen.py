@@ -253,7 +253,7 @@ def kernels():
                               body=(("a", "sqr", ("i0",), "float64"), ("b", "neg", ("a",), "float64")),
                               outputs=(("a", "float64"), ("b", "float32"))),
     }
-    for op in ("add", "max", "min"):
+    for op in ("add", "maximum", "minimum"):
         for axes in ((0, 1), (0,), (1,)):
             ks[f"sum_sq_{op}_{axes}"] = KernelSpec(
                 inputs=(("float64", (False, False)),),
@@ -371,14 +371,14 @@ def test_two_outputs_with_cast(kernels):
     np.testing.assert_array_equal(b, (-(x * x)).astype(np.float32))
 
 
-@pytest.mark.parametrize("op", ["add", "max", "min"])
+@pytest.mark.parametrize("op", ["add", "maximum", "minimum"])
 @pytest.mark.parametrize("axes", [(0, 1), (0,), (1,)])
 @pytest.mark.parametrize("layout", ["c", "f", "strided"])
 def test_fused_reduce(kernels, op, axes, layout):
     base = np.random.standard_normal((50, 70))
     x = {"c": base, "f": np.asfortranarray(base), "strided": base[::2, ::-3]}[layout]
     got, = run(kernels[f"sum_sq_{op}_{axes}"], x)
-    want = {"add": np.sum, "max": np.max, "min": np.min}[op](x * x, axis=axes)
+    want = {"add": np.sum, "maximum": np.max, "minimum": np.min}[op](x * x, axis=axes)
     np.testing.assert_allclose(got, want, rtol=1e-13)
 
 
@@ -387,9 +387,9 @@ def test_reduce_large_and_nan(kernels):
     got, = run(kernels["sum_sq_add_(0, 1)"], x)
     np.testing.assert_allclose(got, np.sum(x * x), rtol=1e-12)
     x[1, 777] = np.nan
-    got, = run(kernels["sum_sq_max_(0, 1)"], x)
+    got, = run(kernels["sum_sq_maximum_(0, 1)"], x)
     assert np.isnan(got)
-    got, = run(kernels["sum_sq_min_(1,)"], x)
+    got, = run(kernels["sum_sq_minimum_(1,)"], x)
     np.testing.assert_array_equal(np.isnan(got), [False, True, False])
 
 
@@ -407,7 +407,7 @@ def test_reduce_empty(kernels):
     got, = run(kernels["sum_sq_add_(0, 1)"], np.zeros((0, 4)))
     assert got == 0
     with pytest.raises(ValueError, match="zero-size array to reduction operation max"):
-        run(kernels["sum_sq_max_(0, 1)"], np.zeros((0, 4)))
+        run(kernels["sum_sq_maximum_(0, 1)"], np.zeros((0, 4)))
 
 
 def test_shape_mismatch_names_kernel_and_shapes(kernels):

@@ -10,7 +10,7 @@ from vmc.program import CThunk
 from vmc.thunks.cgen import cache, caller, elemwise, stock
 
 _NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "true_div": np.divide}
-_REDUCE = {"add": np.sum, "max": np.max, "min": np.min}
+_REDUCE = {"add": np.sum, "maximum": np.max, "minimum": np.min}
 SHAPE = (5, 7)
 
 

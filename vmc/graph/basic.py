@@ -304,7 +304,3 @@ def _adopt_theano_methods(cls):
 def _n_positional(fn):
     code = getattr(fn, "__code__", None)
     return code.co_argcount if code is not None else 0
-
-
-def is_constant(v) -> bool:
-    return isinstance(v, Constant)

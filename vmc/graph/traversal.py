@@ -160,10 +160,6 @@ def _as_variable_like(old, new):
                     f"got {type(new).__name__}")
 
 
-def io_toposort(inputs, outputs):
-    return toposort(outputs, blockers=inputs)
-
-
 @contextlib.contextmanager
 def gc_paused():
     """Pause CPython's cyclic garbage collector for a block that builds or

@@ -18,12 +18,11 @@ import heapq
 from vmc.graph.basic import Constant
 from vmc.tensor.elemwise import Elemwise
 from vmc.tensor.fused import FusedElemwise
-from vmc.tensor.math import CAReduce
+from vmc.tensor.math import REDUCTIONS, CAReduce
 from vmc.tensor.scalar import get_scalar_op
 
 from .rewriting import fit
 
-REDUCIBLE = ("add", "mul", "maximum", "minimum")
 
 
 # -- the pass ---------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def _absorbable_reduction(groups, outs):
     if len(readers) != 1 or readers[0][0] == "output":
         return None
     red = readers[0][0]
-    if not isinstance(red.op, CAReduce) or red.op.scalar_name not in REDUCIBLE:
+    if not isinstance(red.op, CAReduce) or not REDUCTIONS[red.op.scalar_name].fusable:
         return None
     have, want = outs[0].type.dtype, red.outputs[0].type.dtype
     if have != want and not (have == "bool" or have.startswith(("int", "uint"))):

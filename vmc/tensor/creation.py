@@ -6,7 +6,7 @@ import numpy as np
 from vmc.graph.basic import Apply, Op
 from vmc.graph.type import TensorType
 
-from .basic import as_tensor_variable, constant
+from .basic import as_tensor_variable
 from .elemwise import cast
 from .shape import _static_int
 
@@ -80,7 +80,3 @@ def identity_like(x, dtype=None):
     if x.type.ndim != 2:
         raise TypeError(f"identity_like: expected a matrix, got {x.type}")
     return eye(shape_i(x, 0), shape_i(x, 1), 0, dtype=dtype or x.type.dtype)
-
-
-def constant_index(v):
-    return constant(v, dtype="int64")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,10 +29,22 @@ def normalize_axis(axis, ndim, opname="reduction"):
     return tuple(sorted(out))
 
 
-_REDUCE_IMPL = {"add": np.sum, "mul": np.prod, "maximum": np.max, "minimum": np.min,
-                "and": np.all, "or": np.any}
-_REDUCE_NAMES = {"add": "Sum", "mul": "Prod", "maximum": "Max", "minimum": "Min",
-                 "and": "All", "or": "Any"}
+class Reduction(NamedTuple):
+    label: str          # how CAReduce prints: Sum{axis=(0,)}
+    impl: object        # numpy's reduction (np.sum, ...)
+    fusable: bool       # the fusion pass may fuse it after its elementwise producer
+
+
+# The reductions, by the name of their scalar op (the one table: the fusion
+# pass, the numpy thunks and the C generator all read this vocabulary).
+REDUCTIONS = {
+    "add": Reduction("Sum", np.sum, True),
+    "mul": Reduction("Prod", np.prod, True),
+    "maximum": Reduction("Max", np.max, True),
+    "minimum": Reduction("Min", np.min, True),
+    "and": Reduction("All", np.all, False),
+    "or": Reduction("Any", np.any, False),
+}
 
 
 class CAReduce(Op):
@@ -44,7 +57,7 @@ class CAReduce(Op):
 
     @property
     def impl(self):
-        return _REDUCE_IMPL[self.scalar_name]
+        return REDUCTIONS[self.scalar_name].impl
 
     def make_node(self, x):
         x = as_tensor_variable(x)
@@ -80,8 +93,7 @@ class CAReduce(Op):
         return switch(eq(n_zero, 0), rest / safe, switch(eq(n_zero, 1) & zero, rest, 0))
 
     def __str__(self):
-        name = _REDUCE_NAMES[self.scalar_name]
-        return f"{name}{{axis={self.axis}}}"
+        return f"{REDUCTIONS[self.scalar_name].label}{{axis={self.axis}}}"
 
 
 def _expand_to(g, x, axes):
@@ -99,7 +111,7 @@ def _expand_to(g, x, axes):
 
 def _reduce(name, x, axis, keepdims, dtype=None):
     x = as_tensor_variable(x)
-    axes = normalize_axis(axis, x.type.ndim, _REDUCE_NAMES[name].lower())
+    axes = normalize_axis(axis, x.type.ndim, REDUCTIONS[name].label.lower())
     if dtype is not None:
         x = cast(x, dtype)
     if axes:
@@ -114,7 +126,7 @@ def _reduce(name, x, axis, keepdims, dtype=None):
 def _reduce_dtype(name, dtype):
     if name in ("and", "or"):
         return "bool"
-    return str(np.asarray(_REDUCE_IMPL[name](np.ones(1, dtype))).dtype)
+    return str(np.asarray(REDUCTIONS[name].impl(np.ones(1, dtype))).dtype)
 
 
 def _keep(out, ndim, axes):

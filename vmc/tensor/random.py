@@ -186,6 +186,10 @@ class RandomVariable(Op):
     def params_of(self, inputs):
         return inputs[2:]
 
+    def broadcast_params(self, inputs):
+        """The parameters that broadcast elementwise against ``size``."""
+        return self.params_of(inputs)
+
     def pullback(self, inputs, outputs, grads):
         return [None, None] + [
             NullGradient(f"{type(self).__name__} draws are not differentiable in "
@@ -276,6 +280,9 @@ class Choice(RandomVariable):
         if size is None:
             return ()
         return super()._sample_shape(size, [])
+
+    def broadcast_params(self, inputs):
+        return []      # a and p are what is drawn from, not broadcast against size
 
     def infer_shape(self, node, shapes):
         if not self.has_size:

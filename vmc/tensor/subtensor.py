@@ -346,7 +346,3 @@ def set_subtensor(target, y):
 def inc_subtensor(target, y):
     """A copy of the indexed tensor with ``y`` added at the index (repeats accumulate)."""
     return _write(target, y, False)
-
-
-def is_constant_index(v: Variable) -> bool:
-    return isinstance(v, Constant)

@@ -16,7 +16,7 @@ from vmc.thunks._refs cimport _incref, _refcnt, _xdecref
 
 cnp.import_array()
 
-REUSE_MAX_BYTES = 256 * 1024
+from vmc.thunks.cgen.elemwise import REUSE_MAX_BYTES   # the generated kernels' bound too
 cdef Py_ssize_t _REUSE_MAX = REUSE_MAX_BYTES
 
 

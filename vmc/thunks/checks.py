@@ -7,20 +7,13 @@ Only ops whose sole runtime failure is a shape mismatch can be checked ahead
 (elementwise, fused elementwise and the BLAS updates)."""
 from __future__ import annotations
 
-import numpy as np
-
 from vmc.tensor.blas_ops import Gemm, Gemv, Ger
 from vmc.tensor.checks import CheckUpdates
 from vmc.tensor.elemwise import Elemwise
 from vmc.tensor.fused import FusedElemwise
 
-from .fused import check_static_broadcast, static_broadcast_checks
+from .broadcast import broadcast_shape, fixed_dims, shape_of
 from .registry import module_or_none, register
-
-
-def _shape(a):
-    # np.shape costs ~1 us through numpy's dispatch; arrays carry their shape.
-    return a.shape if type(a) is np.ndarray else np.shape(a)
 
 
 def _elemwise_check(node, target):
@@ -42,28 +35,22 @@ def _elemwise_check(node, target):
             dims_of.append((k, dims))
     if not dims_of:
         return None
+    fixed = [()] * len(node.inputs)
+    for k, dims in dims_of:
+        fixed[k] = dims
 
     def check(*args):
-        want = _shape(args[target])
-        for k, dims in dims_of:
-            have = _shape(args[k])
-            for d in dims:
-                if have[d] != want[d]:
-                    raise ValueError(
-                        f"{node.op}: input shapes {', '.join(str(np.shape(a)) for a in args)} "
-                        f"do not match (input {k}, dim {d}: {have[d]} vs {want[d]}; only dims "
-                        f"of static length 1 broadcast)")
+        broadcast_shape(node.op, [shape_of(a) for a in args], fixed, shape_of(args[target]))
     check.terms = [(k, d, target, d) for k, dims in dims_of for d in dims]
     return check
 
 
 def _broadcast_check(node):
     """The fused thunks' own check, when the target itself may broadcast."""
-    ndim = node.outputs[0].type.ndim
-    checks = static_broadcast_checks(node)
+    fixed = [fixed_dims(v.type.shape) for v in node.inputs]
 
     def check(*args):
-        check_static_broadcast(node, args, checks, ndim)
+        broadcast_shape(node.op, [shape_of(a) for a in args], fixed)
     return check
 
 
@@ -78,7 +65,7 @@ def _blas_check(node):
     name = type(node.op).__name__
 
     def check(*args):
-        z, x, y = _shape(args[0]), _shape(args[2]), _shape(args[3])
+        z, x, y = shape_of(args[0]), shape_of(args[2]), shape_of(args[3])
         if name == "Gemm":      # z, alpha, x, y, beta
             ok = x[1] == y[0] and z == (x[0], y[1])
         elif name == "Gemv":    # z, alpha, a, x, beta

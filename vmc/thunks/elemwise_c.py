@@ -9,16 +9,16 @@ from vmc.tensor.elemwise import Elemwise
 from vmc.tensor.fused import FusedElemwise
 from vmc.tensor.math import CAReduce
 
+from . import cgen
+from .cgen import KernelSpec
+from .cgen.elemwise import kernel_source
+from .cgen.scalar_c import REDUCE as C_REDUCTIONS   # the reductions the generator writes
 from .registry import register_batch
-
-
-_REDUCE_C = {"add": "add", "maximum": "max", "minimum": "min"}
 
 
 def kernel_spec(node, destroyable=frozenset()):
     """The ``cgen.KernelSpec`` of a FusedElemwise node (NotImplementedError for
     what the generator does not take)."""
-    from .cgen import KernelSpec
     op = node.op
     n_in, n_c = op.n_in, len(op.consts)
     names = [f"i{k}" for k in range(n_in)] + [f"c{k}" for k in range(n_c)] + \
@@ -34,9 +34,9 @@ def kernel_spec(node, destroyable=frozenset()):
         if len(reds) != 1 or None in reds:
             raise NotImplementedError("outputs with different reductions")
         name, axes, _ = op.reduce[0]
-        if name not in _REDUCE_C:
+        if name not in C_REDUCTIONS:
             raise NotImplementedError(f"reduce {name}")
-        reduce = (_REDUCE_C[name], tuple(axes), False)
+        reduce = (name, tuple(axes), False)
     inplace, used = [], set()
     # In place only with one output: the generated row loops take restrict
     # pointers, so with several outputs one output's stores may be ordered
@@ -61,7 +61,6 @@ _warned = []
 def elemwise_kernel_spec(node, destroyable=frozenset()):
     """The ``cgen.KernelSpec`` of a plain Elemwise node (one op, no casts:
     every input has the output's dtype), for graphs that were not fused."""
-    from .cgen import KernelSpec
     out = node.outputs[0]
     dtype = out.type.dtype
     if len(node.outputs) != 1 or any(v.type.dtype != dtype or v.type.ndim != out.type.ndim
@@ -82,14 +81,13 @@ def careduce_kernel_spec(node, destroyable=frozenset()):
     """The ``cgen.KernelSpec`` of a sum/max/min of floats that no elementwise
     producer was fused into: the reduction kernel with an empty body (a numpy
     thunk pays ~10 us of dispatch for a small sum, the kernel ~0.3 us)."""
-    from .cgen import KernelSpec
     op, x, out = node.op, node.inputs[0], node.outputs[0]
-    if (op.scalar_name not in _REDUCE_C or not op.axis or x.type.dtype[0] != "f"
+    if (op.scalar_name not in C_REDUCTIONS or not op.axis or x.type.dtype[0] != "f"
             or out.type.dtype != x.type.dtype):
         raise NotImplementedError(f"reduce {op.scalar_name} of {x.type.dtype}")
     return KernelSpec(inputs=((x.type.dtype, x.type.broadcastable),), body=(),
                       outputs=(("i0", x.type.dtype),),
-                      reduce=(_REDUCE_C[op.scalar_name], tuple(op.axis), False))
+                      reduce=(op.scalar_name, tuple(op.axis), False))
 
 
 # op class -> the function making its node's KernelSpec
@@ -104,11 +102,6 @@ def fused_c_builder(items):
     todo = [(pc, node, d, make) for pc, node, d in items
             for make in [next(SPEC_MAKERS[c] for c in type(node.op).__mro__
                               if c in SPEC_MAKERS)]]
-    try:
-        from . import cgen
-        from .cgen.elemwise import kernel_source
-    except ImportError:
-        return {}
     if not cgen.have_compiler(probe=False):
         return {}
     pcs, specs = [], []

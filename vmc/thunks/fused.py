@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from vmc.tensor.fused import FusedElemwise
+from vmc.tensor.math import REDUCTIONS
 
+from .broadcast import broadcast_shape, fixed_dims, shape_of
 from .registry import register
 
 
@@ -47,18 +49,18 @@ def fused_elemwise_thunk(node, destroyable):
                        for d in range(node.inputs[0].type.ndim))
     reusable = {i for i in destroyable if node.inputs[i].type.broadcastable == loop_bcast}
     reusable |= set(range(n_in + len(consts), n_in + len(consts) + len(steps)))
-    checks = static_broadcast_checks(node)
+    fixed = [fixed_dims(v.type.shape) for v in node.inputs]
     outs = op.outputs
-    reduce = [None if r is None else (_REDUCE[r[0]], r[1], np.dtype(r[2])) for r in op.reduce]
+    reduce = [None if r is None else (REDUCTIONS[r[0]].impl, r[1], np.dtype(r[2]))
+              for r in op.reduce]
     single = len(outs) == 1
-    ndim = node.inputs[0].type.ndim
 
     def buffer(v, dtype, loop):
         return (type(v) is np.ndarray and v.dtype == dtype and v.shape == loop
                 and v.ndim and v.flags.writeable)
 
     def thunk(*args):
-        loop = (check_static_broadcast(node, args, checks, ndim) if len(args) > 1
+        loop = (broadcast_shape(node.op, [shape_of(a) for a in args], fixed) if len(args) > 1
                 else np.shape(args[0]))
         vals = list(args) + consts + [None] * len(steps)
         pool = {}
@@ -98,27 +100,3 @@ def fused_elemwise_thunk(node, destroyable):
     return thunk
 
 
-_REDUCE = {"add": np.sum, "mul": np.prod, "maximum": np.max, "minimum": np.min}
-
-
-def static_broadcast_checks(node):
-    """``[(input index, dims that may not broadcast)]`` for ``check_static_broadcast``."""
-    return [(i, tuple(d for d, s in enumerate(v.type.shape) if s != 1))
-            for i, v in enumerate(node.inputs)]
-
-
-def check_static_broadcast(node, args, checks, ndim):
-    """Only dims of static length 1 broadcast (as the unfused Elemwise thunks check)."""
-    shapes = [np.shape(a) for a in args]
-    try:
-        loop = np.broadcast_shapes(*shapes)
-    except ValueError:
-        loop = tuple(max(s[d] for s in shapes) for d in range(ndim))
-    for i, dims in checks:
-        s = shapes[i]
-        for d in dims:
-            if s[d] != loop[d]:
-                raise ValueError(f"{node.op}: input shapes {', '.join(map(str, shapes))} do "
-                                 f"not match (input {i}, dim {d}: {s[d]} vs {loop[d]}; only "
-                                 f"dims of static length 1 broadcast)")
-    return loop

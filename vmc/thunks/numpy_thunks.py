@@ -11,21 +11,8 @@ from vmc.tensor.shape import (Alloc, Join, MakeVector, Reshape, Shape, ShapeI,
                               SpecifyShape)
 from vmc.tensor.subtensor import IncSubtensor, Subtensor, build_index
 
+from .broadcast import broadcast_shape, fixed_dims, shape_of
 from .registry import register
-
-
-def _check_broadcast(node, args, rshape):
-    """Only dims known to be 1 may broadcast (as in Theano): anything else is a
-    shape mismatch, even where numpy would broadcast a runtime 1."""
-    for a, v in zip(args, node.inputs):
-        ashape = np.shape(a)
-        if ashape != rshape:
-            for d, (s, r) in enumerate(zip(ashape, rshape)):
-                if s != r and v.type.shape[d] != 1:
-                    shapes = ", ".join(str(np.shape(x)) for x in args)
-                    raise ValueError(f"{node.op}: input shapes {shapes} do not match "
-                                     f"(dim {d}: {s} vs {r}; only dims of static length 1 "
-                                     f"broadcast)")
 
 
 @register(Elemwise)
@@ -44,24 +31,29 @@ def elemwise_thunk(node, destroyable):
             target = i
             break
     needs_check = len(node.inputs) > 1
+    fixed = [fixed_dims(v.type.shape) for v in node.inputs]
+
+    def check(args, rshape):
+        broadcast_shape(node.op, [shape_of(a) for a in args], fixed, rshape)
+
     if is_ufunc and target is not None:
         def thunk(*args):
             a = args[target]
             if isinstance(a, np.ndarray) and a.flags.writeable:
                 # Checked before writing: a failed call must leave ``a`` intact
                 # (it may be a shared variable's buffer, see compile/late.py).
-                _check_broadcast(node, args, a.shape)
+                check(args, a.shape)
                 return impl(*args, out=a)
             r = impl(*args)
             if needs_check:
-                _check_broadcast(node, args, np.shape(r))
+                check(args, np.shape(r))
             return r
         return thunk
 
     def thunk(*args):
         r = impl(*args)
         if needs_check:
-            _check_broadcast(node, args, np.shape(r))
+            check(args, np.shape(r))
         if r.dtype != out_dtype:
             r = r.astype(out_dtype)
         return r
@@ -147,19 +139,12 @@ def specify_shape_thunk(node, destroyable):
 @register(Alloc)
 def alloc_thunk(node, destroyable):
     dtype = np.dtype(node.outputs[0].type.dtype)
-    vstatic = node.inputs[0].type.shape
+    fixed = [fixed_dims(node.inputs[0].type.shape)]
 
     def thunk(value, *dims):
-        shape = [int(d) for d in dims]
-        # As in elementwise ops, only dims of static length 1 broadcast: the
-        # gradient sums over exactly those.
-        vshape = np.shape(value)
-        lead = len(shape) - len(vshape)
-        for k, s in enumerate(vshape):
-            if s != shape[lead + k] and vstatic[k] != 1:
-                raise ValueError(f"alloc: cannot broadcast a value of shape {vshape} to "
-                                 f"{tuple(shape)} (dim {k}; only dims of static length 1 "
-                                 f"broadcast)")
+        shape = tuple(int(d) for d in dims)
+        # the gradient sums over exactly the dims the type says broadcast
+        broadcast_shape("alloc", [np.shape(value)], fixed, shape, what="a value of shape")
         out = np.empty(shape, dtype=dtype)
         out[...] = value
         return out
@@ -194,31 +179,21 @@ def subtensor_thunk(node, destroyable):
     return thunk
 
 
-def _check_value_broadcast(node, x, index, y, ystatic):
-    """The written value broadcasts only along dims of static length 1 (the
-    gradient sums over exactly those)."""
-    region = np.shape(x[index])
-    for k, s in enumerate(reversed(np.shape(y))):
-        d = len(ystatic) - 1 - k
-        if s == 1 and ystatic[d] != 1 and k < len(region) and region[-1 - k] != 1:
-            raise ValueError(f"{node.op}: a value of shape {np.shape(y)} does not match "
-                             f"x[index] of shape {region} (only dims of static length 1 "
-                             f"broadcast)")
-
-
 @register(IncSubtensor)
 def inc_subtensor_thunk(node, destroyable):
     template, set_ = node.op.template, node.op.set
     inplace = 0 in destroyable
     advanced = any(e[0] == "array" for e in template)
 
-    ystatic = node.inputs[1].type.shape
+    fixed = [fixed_dims(node.inputs[1].type.shape)]
 
     def thunk(x, y, *idx):
         out = x if inplace and x.flags.writeable else x.copy()
         index = build_index(template, idx)
-        if 1 in np.shape(y):
-            _check_value_broadcast(node, out, index, y, ystatic)
+        if 1 in np.shape(y):        # numpy itself refuses other mismatches
+            # the gradient sums over exactly the dims the type says broadcast
+            broadcast_shape(node.op, [np.shape(y)], fixed, np.shape(out[index]),
+                            what="a value of shape")
         if set_:
             out[index] = y
         elif advanced:

@@ -9,6 +9,7 @@ from vmc.tensor.extra_ops import AllocDiag, ExtractDiag, Nonzero, Repeat, Split
 from vmc.tensor.linalg import (Cholesky, Det, Eigh, EighGrad, MatrixInverse, Solve,
                                SolveTriangular)
 
+from .broadcast import broadcast_shape, fixed_dims
 from .registry import register
 
 
@@ -56,15 +57,11 @@ def alloc_diag_thunk(node, destroyable):
 @register(MatMul)
 def matmul_thunk(node, destroyable):
     dtype = np.dtype(node.outputs[0].type.dtype)
-    x_static, y_static = (v.type.shape for v in node.inputs)
+    fixed = [fixed_dims(v.type.shape[:-2]) for v in node.inputs]
 
     def thunk(x, y):
-        for d in range(x.ndim - 2):
-            a, b = x.shape[d], y.shape[d]
-            if a != b and not ((a == 1 and x_static[d] == 1) or (b == 1 and y_static[d] == 1)):
-                raise ValueError(f"matmul: batch dims of shapes {x.shape} and {y.shape} do "
-                                 f"not match (dim {d}; only dims of static length 1 "
-                                 f"broadcast)")
+        broadcast_shape("matmul", [x.shape[:-2], y.shape[:-2]], fixed,
+                        what="batch dims of shapes")
         r = np.matmul(x, y)
         return r if r.dtype == dtype else r.astype(dtype)
     return thunk

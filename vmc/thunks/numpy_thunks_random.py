@@ -14,6 +14,7 @@ import numpy as np
 from vmc.tensor.random import (Binomial, Choice, Integers, Normal, Permutation,
                                RandomVariable, Uniform)
 
+from .broadcast import broadcast_shape, fixed_dims
 from .registry import register
 
 
@@ -79,16 +80,12 @@ class _Pool:
 
 
 def _check_params(node, size, params):
-    """Only dims of static length 1 broadcast against ``size`` (as in
-    elementwise ops), so that gradients sum over the right dims."""
-    statics = [v.type.shape for v in node.op.params_of(node.inputs)]
-    for p, st in zip(params, statics):
-        shape = np.shape(p)
-        off = len(size) - len(shape)
-        for k, s in enumerate(shape):
-            if s == 1 and st[k] != 1 and size[off + k] != 1:
-                raise ValueError(f"{node.op}: parameter of shape {shape} does not match "
-                                 f"size {size} (only dims of static length 1 broadcast)")
+    """Parameters broadcast against ``size`` as elementwise inputs do, so that
+    gradients sum over the right dims."""
+    bcast = node.op.broadcast_params(node.inputs)
+    fixed = [fixed_dims(v.type.shape) for v in bcast]
+    broadcast_shape(node.op, [np.shape(p) for p in params[:len(bcast)]], fixed, tuple(size),
+                    what="parameters of shapes")
 
 
 @register(RandomVariable)

@@ -64,7 +64,7 @@ class KernelSpec:
     outputs:   ((name, dtype), ...): values of the body (or inputs, constants).
     inplace:   ((output index, input index), ...): the output may be written
                into that input's buffer (the caller guarantees it dies here).
-    reduce:    None, or (op, axes, keepdims) with op "add" | "max" | "min" and
+    reduce:    None, or (op, axes, keepdims) with op "add" | "maximum" | "minimum" (the scalar ops' names) and
                keepdims False: every output is reduced over ``axes`` in the
                same pass.
     """

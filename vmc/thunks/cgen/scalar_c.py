@@ -42,7 +42,7 @@ def dtype_class(dtype: str) -> str:
 
 
 @dataclass(frozen=True)
-class ScalarOp:
+class CTemplate:
     templates: dict                 # class key -> C expression template
     rule: str = "result"
     fast: dict = field(default_factory=dict)   # vectorizable variant, valid where not big
@@ -62,15 +62,15 @@ def _arith(op, f=None, b=None):
     t = {"f": f or f"({{0}} {op} {{1}})", **{k: v.replace("{op}", op) for k, v in WRAP.items()}}
     if b:
         t["b"] = b
-    return ScalarOp(t)
+    return CTemplate(t)
 
 
 def _unary_float(fn):
-    return ScalarOp({"f": fn + "{S}({0})"})
+    return CTemplate({"f": fn + "{S}({0})"})
 
 
 def _cmp(op):
-    return ScalarOp({"*": f"({{0}} {op} {{1}})"}, rule="promote")
+    return CTemplate({"*": f"({{0}} {op} {{1}})"}, rule="promote")
 
 
 _MAX = "(({0} > {1} || {0} != {0}) ? {0} : {1})"   # numpy: nan wins, ties give {1}
@@ -80,32 +80,32 @@ OPS = {
     "add": _arith("+", b="({0} | {1})"),
     "sub": _arith("-"),
     "mul": _arith("*", b="({0} & {1})"),
-    "true_div": ScalarOp({"f": "({0} / {1})"}),
-    "int_div": ScalarOp({"f": "vmc_floordiv{S}({0}, {1})", "iu": "vmc_floordiv_{N}({0}, {1})"}),
-    "mod": ScalarOp({"f": "vmc_mod{S}({0}, {1})", "iu": "vmc_mod_{N}({0}, {1})"}),
-    "pow": ScalarOp({"f": "pow{S}({0}, {1})", "iu": "vmc_pow_{N}({0}, {1})"}),
-    "neg": ScalarOp({"f": "(-{0})", "iu": "({T})(({U})0 - ({U}){0})"}),
-    "abs": ScalarOp({"f": "__builtin_fabs{S}({0})",
+    "true_div": CTemplate({"f": "({0} / {1})"}),
+    "int_div": CTemplate({"f": "vmc_floordiv{S}({0}, {1})", "iu": "vmc_floordiv_{N}({0}, {1})"}),
+    "mod": CTemplate({"f": "vmc_mod{S}({0}, {1})", "iu": "vmc_mod_{N}({0}, {1})"}),
+    "pow": CTemplate({"f": "pow{S}({0}, {1})", "iu": "vmc_pow_{N}({0}, {1})"}),
+    "neg": CTemplate({"f": "(-{0})", "iu": "({T})(({U})0 - ({U}){0})"}),
+    "abs": CTemplate({"f": "__builtin_fabs{S}({0})",
                      "i": "({0} < 0 ? ({T})(({U})0 - ({U}){0}) : {0})", "ub": "{0}"}),
-    "sign": ScalarOp({"f": "({0} > 0 ? ({T})1 : {0} < 0 ? ({T})-1 : {0} == 0 ? ({T})0 : {0})",
+    "sign": CTemplate({"f": "({0} > 0 ? ({T})1 : {0} < 0 ? ({T})-1 : {0} == 0 ? ({T})0 : {0})",
                       "i": "({T})(({0} > 0) - ({0} < 0))", "u": "({T})({0} > 0)"}),
-    "sqr": ScalarOp({"f": "({0} * {0})", "iu": "({T})(({U}){0} * ({U}){0})", "b": "{0}"}),
+    "sqr": CTemplate({"f": "({0} * {0})", "iu": "({T})(({U}){0} * ({U}){0})", "b": "{0}"}),
     "sqrt": _unary_float("__builtin_sqrt"),
-    "reciprocal": ScalarOp({"f": "(({T})1 / {0})", "iu": "vmc_recip_{N}({0})"}),
-    "exp": ScalarOp({"f": "vmc_exp{S}({0})"}, fast={"f": "vmc_exp{S}_fast({0})"},
+    "reciprocal": CTemplate({"f": "(({T})1 / {0})", "iu": "vmc_recip_{N}({0})"}),
+    "exp": CTemplate({"f": "vmc_exp{S}({0})"}, fast={"f": "vmc_exp{S}_fast({0})"},
                     big={"f": "vmc_exp_big{S}({0})"}),
     "log": _unary_float("vmc_log"),
     "log1p": _unary_float("vmc_log1p"), "expm1": _unary_float("vmc_expm1"),
     "log2": _unary_float("vmc_log2"), "log10": _unary_float("vmc_log10"),
     "tanh": _unary_float("vmc_tanh"),
-    "sigmoid": ScalarOp({"f": "vmc_sigmoid{S}({0})"}, fast={"f": "vmc_sigmoid{S}_fast({0})"},
+    "sigmoid": CTemplate({"f": "vmc_sigmoid{S}({0})"}, fast={"f": "vmc_sigmoid{S}_fast({0})"},
                         big={"f": "vmc_exp_big{S}({0})"}),
-    "softplus": ScalarOp({"f": "vmc_softplus{S}({0})"}, fast={"f": "vmc_softplus{S}_fast({0})"},
+    "softplus": CTemplate({"f": "vmc_softplus{S}({0})"}, fast={"f": "vmc_softplus{S}_fast({0})"},
                          big={"f": "vmc_exp_big{S}({0})"}),
     "erf": _unary_float("vmc_erf"),
-    "sin": ScalarOp({"f": "vmc_sin{S}({0})"}, fast={"f": "vmc_sin{S}_fast({0})"},
+    "sin": CTemplate({"f": "vmc_sin{S}({0})"}, fast={"f": "vmc_sin{S}_fast({0})"},
                     big={"f": "vmc_trig_big{S}({0})"}),
-    "cos": ScalarOp({"f": "vmc_cos{S}({0})"}, fast={"f": "vmc_cos{S}_fast({0})"},
+    "cos": CTemplate({"f": "vmc_cos{S}({0})"}, fast={"f": "vmc_cos{S}_fast({0})"},
                     big={"f": "vmc_trig_big{S}({0})"}),
     # libm: no vectorized form in vmc_math.h yet (correct, scalar speed)
     "tan": _unary_float("tan"), "arcsin": _unary_float("asin"),
@@ -113,33 +113,33 @@ OPS = {
     "sinh": _unary_float("sinh"), "cosh": _unary_float("cosh"),
     "arcsinh": _unary_float("asinh"), "erfc": _unary_float("erfc"),
     "gammaln": _unary_float("vmc_lgamma"),
-    "arctan2": ScalarOp({"f": "atan2{S}({0}, {1})"}),
-    "floor": ScalarOp({"f": "__builtin_floor{S}({0})", "iub": "{0}"}),
-    "ceil": ScalarOp({"f": "__builtin_ceil{S}({0})", "iub": "{0}"}),
-    "round": ScalarOp({"f": "__builtin_rint{S}({0})", "iub": "{0}"}),   # half to even
-    "maximum": ScalarOp({"f": _MAX, "iu": "({0} > {1} ? {0} : {1})", "b": "({0} | {1})"}),
-    "minimum": ScalarOp({"f": _MIN, "iu": "({0} < {1} ? {0} : {1})", "b": "({0} & {1})"}),
-    "clip": ScalarOp({"f": _MIN.format(_MAX.format("{0}", "{1}"), "{2}"),
+    "arctan2": CTemplate({"f": "atan2{S}({0}, {1})"}),
+    "floor": CTemplate({"f": "__builtin_floor{S}({0})", "iub": "{0}"}),
+    "ceil": CTemplate({"f": "__builtin_ceil{S}({0})", "iub": "{0}"}),
+    "round": CTemplate({"f": "__builtin_rint{S}({0})", "iub": "{0}"}),   # half to even
+    "maximum": CTemplate({"f": _MAX, "iu": "({0} > {1} ? {0} : {1})", "b": "({0} | {1})"}),
+    "minimum": CTemplate({"f": _MIN, "iu": "({0} < {1} ? {0} : {1})", "b": "({0} & {1})"}),
+    "clip": CTemplate({"f": _MIN.format(_MAX.format("{0}", "{1}"), "{2}"),
                       "iu": "(({0} > {1} ? {0} : {1}) < {2} ? ({0} > {1} ? {0} : {1}) : {2})"}),
-    "switch": ScalarOp({"*": "({0} ? {1} : {2})"}, rule="switch"),
+    "switch": CTemplate({"*": "({0} ? {1} : {2})"}, rule="switch"),
     "eq": _cmp("=="), "neq": _cmp("!="), "lt": _cmp("<"), "le": _cmp("<="),
     "gt": _cmp(">"), "ge": _cmp(">="),
-    "and": ScalarOp({"iub": "({0} & {1})"}), "or": ScalarOp({"iub": "({0} | {1})"}),
-    "xor": ScalarOp({"iub": "({0} ^ {1})"}),
-    "invert": ScalarOp({"iu": "({T})(~{0})", "b": "(!{0})"}),
-    "isnan": ScalarOp({"f": "({0} != {0})", "iub": "0"}, rule="promote"),
-    "isinf": ScalarOp({"f": "(__builtin_fabs{S}({0}) == INFINITY)", "iub": "0"}, rule="promote"),
-    "identity": ScalarOp({"*": "{0}"}),
-    "cast": ScalarOp({"*": "{0}"}, rule="own"),
+    "and": CTemplate({"iub": "({0} & {1})"}), "or": CTemplate({"iub": "({0} | {1})"}),
+    "xor": CTemplate({"iub": "({0} ^ {1})"}),
+    "invert": CTemplate({"iu": "({T})(~{0})", "b": "(!{0})"}),
+    "isnan": CTemplate({"f": "({0} != {0})", "iub": "0"}, rule="promote"),
+    "isinf": CTemplate({"f": "(__builtin_fabs{S}({0}) == INFINITY)", "iub": "0"}, rule="promote"),
+    "identity": CTemplate({"*": "{0}"}),
+    "cast": CTemplate({"*": "{0}"}, rule="own"),
 }
 
 # Reductions fused after the body: op -> accumulate template and identity.
 REDUCE = {
     "add": ({"f": "({0} + {1})", "iu": "({T})(({U}){0} + ({U}){1})", "b": "({0} | {1})"},
             {"*": "0"}),
-    "max": ({"f": _MAX, "iu": "({0} > {1} ? {0} : {1})", "b": "({0} | {1})"},
+    "maximum": ({"f": _MAX, "iu": "({0} > {1} ? {0} : {1})", "b": "({0} | {1})"},
             {"f": "-INFINITY", "iu": "{MIN}", "b": "0"}),
-    "min": ({"f": _MIN, "iu": "({0} < {1} ? {0} : {1})", "b": "({0} & {1})"},
+    "minimum": ({"f": _MIN, "iu": "({0} < {1} ? {0} : {1})", "b": "({0} & {1})"},
             {"f": "INFINITY", "iu": "{MAX}", "b": "1"}),
 }
 
@@ -231,5 +231,5 @@ def reduce_templates(op: str, dtype: str):
     acc, ident = REDUCE[op]
     cls = dtype_class(dtype)
     fields = fmt_args(dtype)
-    tpl = ScalarOp(acc).lookup(acc, cls)
-    return (lambda a, b: tpl.format(a, b, **fields)), ScalarOp(ident).lookup(ident, cls).format(**fields)
+    tpl = CTemplate(acc).lookup(acc, cls)
+    return (lambda a, b: tpl.format(a, b, **fields)), CTemplate(ident).lookup(ident, cls).format(**fields)

@@ -28,12 +28,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import cache
+from . import cache, scalar_c
 from .elemwise import REUSE_MAX_BYTES, KernelSpec, module_source, source_alias
 
 LIBRARY = Path(__file__).with_name("_stock_kernels" + cache.EXT_SUFFIX)
 DTYPES = ("float32", "float64")
-REDUCTIONS = ("add", "max", "min")
+REDUCTIONS = tuple(scalar_c.REDUCE)    # add, maximum, minimum
 BINARY = ("add", "sub", "mul", "true_div")
 # Input broadcast patterns of a binary op: same shape, a row or a column broadcast
 # against a matrix (a bias, a per-example scale), either way round.

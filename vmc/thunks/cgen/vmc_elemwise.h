@@ -39,7 +39,7 @@ typedef struct {
     const int *inplace;           /* per output: the input it may overwrite, or -1 */
     int reduce;                   /* 0: elementwise; 1: outputs reduced over raxes */
     const npy_bool *raxes;        /* nd flags */
-    const char *reduce_name;      /* "add", "max", "min" */
+    const char *reduce_name;      /* "add", "maximum", "minimum" */
     npy_intp reuse_max;           /* keep output buffers up to this many bytes in ctx */
     vmc_row_fn row, racc, rrow;
     vmc_strided_fn strided, rstrided;

@@ -36,7 +36,7 @@ static int vmc__bad_shapes(const vmc_ew_desc *d, PyArrayObject **in) {
     }
     PyErr_Format(PyExc_ValueError,
                  "elemwise kernel %s: input shapes %s do not fit its broadcast pattern %s "
-                 "(each dim marked 1 must have extent 1, and the others must agree)",
+                 "(only dims of static length 1 broadcast; the others must agree)",
                  d->label, shapes, pattern);
     return -1;
 }

@@ -6,10 +6,9 @@ import vmc  # noqa: F401  (registers the vocabulary)
 from vmc.tensor.scalar import SCALAR_OPS
 from vmc.thunks.cgen.scalar_c import OPS
 
-NO_C_FORM = {
-    "erfinv": "no vmc_math.h implementation with a tested ulp bound yet",
-    "psi": "no vmc_math.h implementation with a tested ulp bound yet",
-}
+_NO_MATH = "no vmc_math.h implementation with a tested ulp bound yet"
+NO_C_FORM = {name: _NO_MATH for name in ("erfinv", "psi", "erfcx", "gammainc", "gammaincc",
+                                         "log1mexp", "logaddexp", "xlogy")}
 # C templates for what the vocabulary builds through get_scalar_op with a parameter.
 C_ONLY = {"cast"}
 

@@ -21,6 +21,11 @@ from . import scan  # noqa: F401  (callable: vmc.scan(fn, ...) as in Theano)
 from .scan import foldl, foldr, map, reduce  # noqa: A004  (Theano's names)
 from .ifelse import ifelse
 from .compile import builders, ops  # noqa: F401  (OpFromGraph's thunk; as_op)
+# Theano's top-level names (theano.Variable, theano.clone, theano.gof, ...).
+from .graph.basic import Constant, Variable
+from .graph.type import TensorType
+from .graph.traversal import clone_replace as clone
+from . import compile, gof, gradient, sandbox, scalar  # noqa: F401,A004
 
 dprint = debugprint
 
@@ -28,4 +33,5 @@ __version__ = "0.1.0"
 
 __all__ = ["config", "function", "Function", "Op", "Apply", "In", "Out", "Mode", "clone_replace", "grad",
            "debugprint", "dprint", "pydotprint", "shared", "tensor", "scan", "map",
-           "reduce", "foldl", "foldr", "ifelse"]
+           "reduce", "foldl", "foldr", "ifelse", "Constant", "Variable", "TensorType",
+           "clone", "compile", "gof", "gradient", "sandbox", "scalar"]

@@ -66,7 +66,25 @@ OPTIONS = {
     "gpu_tf32": Option(False, "allow TF32 tensor-core math in float32 GPU matmuls", _bool),
     "gpu_graphs": Option(False, "capture GPU calls into CUDA graphs", _bool),
     "compute_test_value": Option("off", "unused; kept for Theano compatibility"),
+    # Theano's names that programs read or set.
+    "mode": Option("Mode", "Theano's default mode: Mode (config.optimizer decides), "
+                   "FAST_RUN or FAST_COMPILE", allowed=("Mode", "FAST_RUN", "FAST_COMPILE")),
+    "on_unused_input": Option("raise", "what vmc.function does with an input the outputs do "
+                              "not use", allowed=("raise", "warn", "ignore")),
+    "exception_verbosity": Option("low", "Theano's; vmc's errors always give the op, shapes "
+                                  "and user line", allowed=("low", "high")),
 }
+
+# Theano's config.warn.* flags each silenced the warning about one bug of an old
+# Theano release. vmc never had those bugs; the flags exist so that programs
+# that set them (theano.config.warn.subtensor_merge_bug = False) run.
+_WARN_FLAGS = ("argmax_pushdown_bug", "gpusum_01_011_0111_bug", "sum_sum_bug",
+               "sum_div_dimshuffle_bug", "subtensor_merge_bug", "gpu_set_subtensor1",
+               "vm_gc_bug", "signal_conv2d_interface", "reduce_join", "inc_set_subtensor1",
+               "round", "inc_subtensor1_opt", "identify1pexp_bug")
+OPTIONS.update({f"warn.{n}": Option(False, "Theano's warning flag; no effect in vmc", _bool)
+                for n in _WARN_FLAGS})
+OPTIONS["warn.ignore_bug_before"] = Option("0.9", "Theano's warning flag; no effect in vmc")
 
 
 class Config:
@@ -82,6 +100,8 @@ class Config:
         try:
             return self._values[name]
         except KeyError:
+            if name in _SECTIONS:
+                return _Section(self, name)
             raise AttributeError(f"vmc.config has no option {name!r}; "
                                  f"options: {', '.join(sorted(OPTIONS))}") from None
 
@@ -110,5 +130,22 @@ class Config:
     def __repr__(self):
         return "vmc.config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
 
+
+class _Section:
+    """A group of dotted options: ``config.warn.round`` is option ``warn.round``."""
+    __slots__ = ("_config", "_prefix")
+
+    def __init__(self, cfg, prefix):
+        object.__setattr__(self, "_config", cfg)
+        object.__setattr__(self, "_prefix", prefix + ".")
+
+    def __getattr__(self, name):
+        return getattr(self._config, self._prefix + name)
+
+    def __setattr__(self, name, value):
+        setattr(self._config, self._prefix + name, value)
+
+
+_SECTIONS = {name.split(".", 1)[0] for name in OPTIONS if "." in name}
 
 config = Config(os.environ.get("VMC_FLAGS", ""))

@@ -1,4 +1,6 @@
-"""Gradients: ``grad``, ``jacobian``, ``hessian`` and ``verify_grad``."""
+"""Gradients: ``grad``, ``jacobian``, ``hessian`` and ``verify_grad``; and
+Theano's ops that act only on the gradient (``grad_clip``, ``grad_scale``,
+``zero_grad``, ``disconnected_grad``, ``consider_constant``, ``undefined_grad``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +8,12 @@ import numpy as np
 from vmc.graph.grad import DisconnectedInputError, NullGradient, NullGradientError, grad
 from vmc.graph.basic import Variable
 from vmc.rop import Lop, Rop
+from vmc.tensor.grad_ops import (consider_constant, disconnected_grad, grad_clip,  # noqa: F401
+                                 grad_scale, undefined_grad, zero_grad)
 
 __all__ = ["grad", "Rop", "Lop", "jacobian", "hessian", "verify_grad", "DisconnectedInputError",
-           "NullGradient", "NullGradientError", "GradientError"]
+           "NullGradient", "NullGradientError", "GradientError", "grad_clip", "grad_scale",
+           "zero_grad", "disconnected_grad", "consider_constant", "undefined_grad"]
 
 
 def jacobian(expression, wrt, consider_constant=None, disconnected_inputs="raise"):

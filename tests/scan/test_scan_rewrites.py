@@ -171,3 +171,56 @@ def test_mit_sot_last_value_only():
     f = compile_fast([init], fib[-1])
     assert scan_nodes(f)[0].op.info.keep == (1,)
     assert f(np.array([0.0, 1.0])) == 89.0
+
+
+def test_merging_loops_made_from_one_gives_each_inner_input_once():
+    """The RNN-RBM's shape of graph: a recurrence over a sequence, a Gibbs
+    chain that reads its outputs and draws random numbers, and a cost whose
+    gradient (the chain held constant) copies the recurrence. The copies are
+    rewritten alike and then merged: the merged body must not take one inner
+    variable as two inputs (it did: "input x0[t] is given twice")."""
+    from vmc.sandbox.rng_mrg import MRG_RandomStreams
+    srng = MRG_RandomStreams(3)
+    nv, nh, nr = 6, 4, 3
+    gen = np.random.default_rng(0)
+    W, Wuv, Wvu, Wuu = (vmc.shared(gen.normal(scale=0.3, size=s))
+                        for s in ((nv, nh), (nr, nv), (nv, nr), (nr, nr)))
+    bh = vmc.shared(np.zeros(nh))
+    v = vt.matrix("v")
+
+    def rec(v_t, u_tm1):
+        return [vt.tanh(vt.dot(v_t, Wvu) + vt.dot(u_tm1, Wuu)), vt.dot(u_tm1, Wuv)]
+
+    (_, bvt), _ = scan(rec, sequences=v, outputs_info=[vt.zeros((nr,)), None])
+
+    def gibbs(x):
+        h = srng.binomial(size=(x.shape[0], nh), n=1, p=vt.sigmoid(vt.dot(x, W) + bh),
+                          dtype=x.dtype)
+        return srng.binomial(size=x.shape, n=1, p=vt.sigmoid(vt.dot(h, W.T) + bvt),
+                             dtype=x.dtype)
+
+    chain, updates = scan(gibbs, outputs_info=[v], n_steps=2)
+    vs = chain[-1]
+
+    def free_energy(x):
+        return -(x * bvt).sum() - vt.log(1 + vt.exp(vt.dot(x, W) + bh)).sum()
+
+    cost = free_energy(v) - free_energy(vs)
+    grads = vmc.grad(cost, [W, Wuv, Wvu, Wuu], consider_constant=[vs])
+    f = compile_fast([v], [cost, vs] + grads, updates=updates)
+    vv = (gen.random((5, nv)) < 0.5).astype("float64")
+    c, vsv, gW = f(vv)[:3]
+    # the numbers, from the chain's sample
+    u, bvs = np.zeros(nr), []
+    for t in range(5):
+        bvs.append(u @ Wuv.get_value())
+        u = np.tanh(vv[t] @ Wvu.get_value() + u @ Wuu.get_value())
+    bvs = np.array(bvs)
+
+    def fe(x):
+        return -(x * bvs).sum() - np.log1p(np.exp(x @ W.get_value() + bh.get_value())).sum()
+
+    np.testing.assert_allclose(c, fe(vv) - fe(vsv))
+    sig = lambda a: 1 / (1 + np.exp(-a))                                   # noqa: E731
+    dW = -vv.T @ sig(vv @ W.get_value()) + vsv.T @ sig(vsv @ W.get_value())
+    np.testing.assert_allclose(gW, dW)

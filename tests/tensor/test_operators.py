@@ -148,7 +148,7 @@ def test_build_time_type_errors_name_both_operands():
     cases = [
         (lambda: vt.matrix(shape=(3, 4)) + vt.tensor3(shape=(2, 5, 4))),
         (lambda: vt.matrix(shape=(3, 4)) * vt.vector(shape=(5,))),
-        (lambda: vt.dot(vt.tensor3(), vt.matrix())),
+        (lambda: vt.dot(vt.tensor3(shape=(2, 3, 4)), vt.matrix(shape=(5, 6)))),
         (lambda: vt.dot(vt.matrix(shape=(2, 3)), vt.vector(shape=(4,)))),
         (lambda: vt.matrix(shape=(2, 3)) @ vt.tensor3(shape=(5, 4, 2))),
         (lambda: vt.concatenate([vt.matrix(shape=(2, 3)), vt.matrix(shape=(2, 4))])),

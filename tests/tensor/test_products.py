@@ -77,12 +77,19 @@ def test_matmul_dtypes_and_errors():
         run([x, y], x @ y, rand((1, 3, 4), "float32"), b)
 
 
-def test_dot_of_a_3d_tensor_names_both_types():
-    x, y = vt.tensor3(), vt.matrix()
-    for a, b in ((x, y), (y, x)):
-        with pytest.raises(TypeError) as err:
-            vt.dot(a, b)
-        assert str(a.type) in str(err.value) and str(b.type) in str(err.value)
+def test_dot_above_two_dims_is_numpys_dot():
+    """Theano's (and numpy's) dot of N-d tensors: a sum over the last axis of
+    the first and the second-to-last of the second (the lstm's 3-d x 2-d)."""
+    for sa, sb in (((2, 3, 4), (4, 5)), ((5, 3), (2, 3, 4)), ((2, 3, 4), (2, 5, 4, 6)),
+                   ((3,), (2, 3, 4))):
+        a, b = rand(sa), rand(sb)
+        x, y = sym(a), sym(b)
+        assert_like_numpy(run([x, y], vt.dot(x, y), a, b), np.dot(a, b))
+        verify_grad(vt.dot, [a, b])
+    p, q = vt.tensor3(shape=(2, 3, 4)), vt.matrix(shape=(5, 6))
+    with pytest.raises(TypeError) as err:
+        vt.dot(p, q)
+    assert str(p.type) in str(err.value) and str(q.type) in str(err.value)
     with pytest.raises(TypeError, match="inner dimensions"):
         vt.dot(vt.matrix(shape=(2, 3)), vt.matrix(shape=(4, 2)))
 

@@ -5,7 +5,10 @@ The names below are what other rooms (scan, user libraries) may use; the
 modules' other names are private to this package. ``vmc.function`` is the
 compiler's entry point; it is not re-exported here, where it would hide the
 module ``vmc.compile.function``.
+
+Theano programs also reach ``theano.compile.SharedVariable`` here.
 """
+from vmc.graph.basic import SharedVariable
 from .errors import enrich
 from .function import Function, FunctionSpec, prepare, schedule
 from .graph_cache import optimized_graph
@@ -15,4 +18,4 @@ from .pyvm import PyVM
 
 __all__ = ["Function", "FunctionSpec", "prepare", "schedule", "optimized_graph",
            "In", "Out", "as_update_value", "normalize_inputs", "normalize_outputs",
-           "ProfileStats", "PyVM", "enrich"]
+           "ProfileStats", "PyVM", "enrich", "SharedVariable"]

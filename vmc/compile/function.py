@@ -159,8 +159,14 @@ def _fast_path_spec(t):
 
 def _make_filter(t, k, name, allow_downcast):
     label = f"argument {k}" + (f" ({name!r})" if name else "")
+    # Theano's rule for allow_input_downcast=None: a Python float may go into
+    # an input of dtype floatX (0.1 into a float32 learning rate), even where
+    # that loses precision; anything else only when exact.
+    floats_ok = allow_downcast is None and getattr(t, "dtype", None) == config.floatX
 
     def filt(value):
+        if floats_ok and type(value) is float:
+            return t.filter(value, name=label, allow_downcast=True)
         return t.filter(value, name=label, allow_downcast=bool(allow_downcast))
     return filt
 
@@ -178,7 +184,7 @@ else:
 
 
 def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile=None,
-             name=None, allow_input_downcast=None, on_unused_input="raise",
+             name=None, allow_input_downcast=None, on_unused_input=None,
              trust_input=False, no_default_updates=False):
     """Compile ``outputs`` (a variable or a list) as a function of ``inputs``.
 
@@ -197,7 +203,8 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, profile
                         updates=updates, givens=givens, mode=mode, name=name,
                         profile=config.profile if profile is None else bool(profile),
                         allow_input_downcast=allow_input_downcast,
-                        on_unused_input=on_unused_input, trust_input=trust_input,
+                        on_unused_input=on_unused_input or config.on_unused_input,
+                        trust_input=trust_input,
                         no_default_updates=no_default_updates, linker=_linker(mode))
     return _compile(spec)
 

@@ -6,14 +6,23 @@ from vmc.graph.traversal import ancestors
 
 
 class In:
-    """An input with options: ``In(x, value=default, name=, borrow=, mutable=)``.
+    """An input with options: ``In(x, name=, value=default, mutable=, borrow=)``
+    (Theano's order of arguments).
 
     ``mutable=True`` lets the function overwrite the argument's buffer.
+    Theano's ``strict``, ``allow_downcast``, ``autoname`` and ``implicit`` are
+    accepted; the function's own ``allow_input_downcast`` decides conversions.
     """
 
-    def __init__(self, variable, value=None, name=None, borrow=False, mutable=False):
+    def __init__(self, variable, name=None, value=None, update=None, mutable=False,
+                 strict=False, allow_downcast=None, autoname=True, implicit=None,
+                 borrow=False, shared=False):
         if not isinstance(variable, Variable):
             raise TypeError(f"In: expected a variable, got {type(variable).__name__}")
+        if update is not None or shared:
+            raise NotImplementedError("In(update=..., shared=True): an input that keeps its "
+                                      "value between calls is a shared variable in vmc; use "
+                                      "vmc.shared and updates=")
         self.variable = variable
         self.value = None if value is None else variable.type.filter(
             value, name=f"default value of {name or variable.name}", allow_downcast=True)

@@ -160,6 +160,15 @@ class SharedVariable(Variable):
     def clone(self, name=None):
         return self
 
+    def alias(self, name=None):
+        """A new shared variable over the same storage (Theano's ``clone`` with
+        ``share_inputs=False``): it may get its own ``default_update``."""
+        new = type(self).__new__(type(self))
+        Variable.__init__(new, self.type, None, None, self.name if name is None else name)
+        new.container = self.container
+        new._default_update = None
+        return new
+
     def get_value(self, borrow=False):
         v = self.container[0]
         return v if borrow else v.copy()

@@ -122,11 +122,14 @@ def clone(inputs, outputs, copy_inputs=True):
     return [memo[v] for v in inputs], [memo[v] for v in outputs]
 
 
-def clone_replace(outputs, replace=None):
+def clone_replace(outputs, replace=None, strict=True, share_inputs=True):
     """Copy ``outputs``' graph with each key of ``replace`` swapped for its value.
 
     ``replace`` maps variables to variables (or a list of pairs). The new value
-    must have a compatible type (same dtype and rank).
+    must have a compatible type (same rank; the same dtype unless ``strict``
+    is False, which casts it). With ``share_inputs=False`` the copy also gets
+    new inputs: fresh variables, and shared variables that alias the old ones'
+    storage (Theano's ``clone``).
     """
     single = isinstance(outputs, Variable)
     outs = [outputs] if single else list(outputs)
@@ -134,10 +137,16 @@ def clone_replace(outputs, replace=None):
     memo = {}
     for old, new in pairs:
         new = _as_variable_like(old, new)
+        if not strict and getattr(new.type, "dtype", None) not in (None, old.type.dtype):
+            new = new.astype(old.type.dtype)
         if not _compatible(old.type, new.type):
             raise TypeError(f"clone_replace: cannot replace {old!r} of type {old.type} "
                             f"by {new!r} of type {new.type}")
         memo[old] = new
+    if not share_inputs:
+        for v in graph_inputs(outs, blockers=list(memo)):
+            if v not in memo and not isinstance(v, Constant):
+                memo[v] = v.alias() if isinstance(v, SharedVariable) else v.clone()
     memo = clone_get_equiv(list(memo), outs, copy_inputs=False, memo=memo)
     new_outs = [memo[o] for o in outs]
     return new_outs[0] if single else new_outs

@@ -24,6 +24,15 @@ def _dtype_name(dtype):
     return name
 
 
+def _shape_entry(s):
+    """One static shape entry: None (unknown), or a length. A bool is an entry
+    of Theano's ``broadcastable`` pattern: True is length 1, False unknown, so
+    ``TensorType("float64", (False, True))`` is a column, as in Theano."""
+    if isinstance(s, (bool, np.bool_)):
+        return 1 if s else None
+    return None if s is None else int(s)
+
+
 _DTYPE_NAMES = {}
 _TYPES = {}   # (class, dtype, shape) as given or canonical -> the one instance
 
@@ -42,7 +51,8 @@ class Type:
         return self.variable_class(self, None, None, name)
 
     def __call__(self, name=None):
-        """A new variable of this type, as Theano's ``x.type()`` in a ``make_node``."""
+        """A new variable of this type, as in Theano: ``TensorType("float32", (None, 3))("x")``
+        or ``x.type()`` in a ``make_node``."""
         return self.make_variable(name)
 
 
@@ -51,19 +61,28 @@ class TensorType(Type):
 
     Each shape entry is ``1`` (known to be 1: broadcastable), an int (known
     length) or ``None`` (unknown). Only a dim known to be 1 broadcasts.
+    Theano's ``TensorType(dtype, broadcastable)`` works too: a pattern of
+    bools (``(False, True)``) means ``(None, 1)``.
     """
     __slots__ = ("dtype", "shape", "_hash")
 
-    def __new__(cls, dtype, shape=()):
+    def __new__(cls, dtype, shape=(), broadcastable=None):
         # Types are immutable, so equal types can be one object: building a
         # node then costs a dict lookup instead of normalizing dtype and shape
         # (numpy's dtype-to-name conversion alone is microseconds per node).
-        try:
-            return _TYPES[(cls, dtype, shape)]
-        except (KeyError, TypeError):   # TypeError: an unhashable shape (a list)
-            pass
+        if broadcastable is None:
+            try:
+                t = _TYPES[(cls, dtype, shape)]
+                # False == 0 and hashes alike: a zero length and Theano's
+                # "not broadcastable" must not share the cached type.
+                if 0 not in shape:
+                    return t
+            except (KeyError, TypeError):   # TypeError: an unhashable shape (a list)
+                pass
+        else:
+            shape = broadcastable
         name = _dtype_name(dtype)
-        norm = tuple(None if s is None else int(s) for s in shape)
+        norm = tuple(_shape_entry(s) for s in shape)
         if any(s is not None and s < 0 for s in norm):
             raise ValueError(f"static shape entries must be >= 0 or None, got {norm}")
         self = _TYPES.get((cls, name, norm))
@@ -73,7 +92,7 @@ class TensorType(Type):
             object.__setattr__(self, "shape", norm)
             object.__setattr__(self, "_hash", hash((TensorType, name, norm)))
             _TYPES[(cls, name, norm)] = self
-        if type(shape) is tuple:
+        if type(shape) is tuple and 0 not in shape:
             try:
                 _TYPES[(cls, dtype, shape)] = self
             except TypeError:

@@ -12,6 +12,7 @@ from vmc.tensor import elemwise as E
 from vmc.tensor.basic import constant
 from vmc.tensor.creation import ARange
 from vmc.tensor.elemwise import DimShuffle, Elemwise, cast, const_data, const_value, dimshuffle
+from vmc.tensor.grad_ops import ViewOp
 from vmc.tensor.math import CAReduce
 from vmc.tensor.shape import Alloc, MakeVector, Reshape, Shape, ShapeI, alloc
 from vmc.tensor.subtensor import Subtensor
@@ -296,3 +297,11 @@ def sum_of_scaled(fgraph, node):
 def _to_ndim(v, ndim):
     """A fully broadcastable ``v`` with ``ndim`` dims."""
     return dimshuffle(v, ("x",) * ndim)
+
+
+# -- gradient-only ops ---------------------------------------------------------------
+@node_rewriter("canonicalize", ViewOp, tags=("shape",))
+def remove_gradient_only(fgraph, node):
+    """grad_clip(x), zero_grad(x), ... -> x: they act only on the gradient,
+    which is built before compiling."""
+    return [node.inputs[0]]

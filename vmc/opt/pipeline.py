@@ -100,13 +100,14 @@ def _mode_name(name):
 
 
 def get_mode(mode=None):
-    """A Mode for ``mode``: None (``config.optimizer``), a name ("fast_run",
+    """A Mode for ``mode``: None (``config.mode``, else ``config.optimizer``), a name ("fast_run",
     "fast_compile", "None"), or a Mode (or an object with the same
     ``optimizer``, ``include`` and ``exclude`` attributes)."""
     if isinstance(mode, Mode):
         return mode
     if mode is None:
-        return Mode(config.optimizer)
+        # Theano's config.mode, when set, names the default mode
+        return Mode(config.optimizer if config.mode == "Mode" else config.mode)
     if isinstance(mode, str):
         return Mode(mode)
     if all(hasattr(mode, a) for a in ("optimizer", "include", "exclude")):

@@ -257,12 +257,20 @@ def _reads(a, b):
 
 def _lifted(node):
     """The loop of ``node`` in ``build_scan``'s terms, its body reading the
-    outer non-sequences directly."""
+    outer non-sequences directly. The body is a copy with inner inputs of its
+    own: two loops made from one (a loop and its copy in a gradient, each
+    rewritten alike) share their inner input variables, and a merged body
+    must not take one variable as two inputs."""
     op = node.op
     _, seqs, inits, cinits, nonseqs = op.split_outer_inputs(node.inputs)
     i_seqs, i_taps, i_carries, i_nonseqs = op.split_inner_inputs()
-    memo = clone_get_equiv(list(i_nonseqs), op.inner_outputs, copy_inputs=False,
-                           memo=dict(zip(i_nonseqs, nonseqs)))
+    fresh = {v: v.clone() for v in [*i_seqs, *(t for ts in i_taps for t in ts), *i_carries]}
+    i_seqs = [fresh[v] for v in i_seqs]
+    i_taps = [[fresh[t] for t in ts] for ts in i_taps]
+    i_carries = [fresh[v] for v in i_carries]
+    memo = dict(zip(i_nonseqs, nonseqs))
+    memo.update(fresh)
+    memo = clone_get_equiv(list(memo), op.inner_outputs, copy_inputs=False, memo=memo)
     o_recs, o_nits, o_carries, cond = op.split_inner_outputs([memo[o] for o in op.inner_outputs])
     recs = [(list(zip(t, taps)), init, o)
             for t, taps, init, o in zip(op.info.rec_taps, i_taps, inits, o_recs)]

@@ -38,6 +38,8 @@ from . import nlinalg  # noqa: F401  (vt.nlinalg.svd, ...)
 from .ordering import argsort, cumprod, cumsum, sort  # noqa: E402
 from .einsum import einsum  # noqa: E402
 from vmc.rop import Lop, Rop  # noqa: E402  (Theano's T.Rop, T.Lop)
+from .theano_names import *  # noqa: F401,F403  (Theano's spellings: T.grad, T.abs_, ...)
+from . import extra_ops, shared_randomstreams, xlogx  # noqa: F401  (Theano's module paths)
 
 # Importing the module vmc.tensor.scalar (the scalar op table) rebinds the
 # package attribute ``scalar``; the vocabulary's ``vt.scalar`` is the constructor.

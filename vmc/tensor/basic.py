@@ -160,16 +160,31 @@ for _p in _PREFIX:
         globals()[_p + _plural_name] = _plural(globals()[_p + _kind])
 
 
-def shared(value, name=None, borrow=False, shape=None):
+def shared(value, name=None, strict=False, allow_downcast=None, borrow=False, shape=None,
+           broadcastable=None):
     """A shared tensor variable holding ``value`` (copied unless ``borrow``).
 
     Its static shape is unknown in every dim, except where ``shape`` says
     otherwise (1 makes a dim broadcastable), so ``set_value`` may change the
-    size later, as in Theano.
+    size later, as in Theano. Theano's arguments mean what they meant there:
+    ``broadcastable`` (a bool per dim; True is ``shape`` 1), ``strict`` (the
+    value must already be a numpy array: no conversion). ``allow_downcast`` is
+    accepted for Theano's signature; ``set_value`` always converts to the
+    variable's dtype, as Theano did with ``allow_downcast=True``.
     """
+    if strict and not isinstance(value, np.ndarray):
+        raise TypeError(f"shared(strict=True): expected a numpy array, got "
+                        f"{type(value).__name__}")
     arr = np.asarray(value)
     if arr.dtype == object:
         raise TypeError(f"shared: cannot hold a value of type {type(value).__name__}")
+    if broadcastable is not None:
+        if shape is not None:
+            raise TypeError("shared: give shape or broadcastable, not both")
+        if len(broadcastable) != arr.ndim:
+            raise ValueError(f"shared: broadcastable {tuple(broadcastable)} has "
+                             f"{len(broadcastable)} dims, the value {arr.ndim}")
+        shape = tuple(1 if b else None for b in broadcastable)
     if shape is None:
         shape = (None,) * arr.ndim
     return TensorSharedVariable(TensorType(arr.dtype, shape), value, name=name, borrow=borrow)

@@ -371,5 +371,18 @@ def triu(x, k=0):
     return switch(_tri_mask(x, k, False), x, constant(0, dtype=x.type.dtype))
 
 
+def to_one_hot(y, nb_class, dtype=None):
+    """The one-hot code of each entry of the int vector ``y`` (values in
+    ``0 .. nb_class - 1``): a ``(len(y), nb_class)`` matrix of ``dtype``
+    (default floatX), as Theano's ``extra_ops.to_one_hot``."""
+    from vmc.config import config
+    from .creation import arange
+    from .elemwise import eq
+    y = as_tensor_variable(y)
+    if y.type.ndim != 1 or not y.type.dtype.startswith(("int", "uint")):
+        raise TypeError(f"to_one_hot: y must be an int vector, got {y.type}")
+    return cast(eq(dimshuffle(y, (0, "x")), arange(nb_class)), dtype or config.floatX)
+
+
 # Theano's theano.tensor.extra_ops names for the cumulative ops.
 from .ordering import CumOp, cumprod, cumsum  # noqa: E402,F401

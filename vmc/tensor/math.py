@@ -140,12 +140,22 @@ def _keep(out, ndim, axes):
     return dimshuffle(out, pattern)
 
 
-def sum(x, axis=None, keepdims=False, dtype=None):
-    return _reduce("add", x, axis, keepdims, dtype)
+def sum(x, axis=None, dtype=None, keepdims=False, acc_dtype=None):
+    """The sum over ``axis``; ``acc_dtype``: the dtype to add in (numpy's rule
+    by default), ``dtype``: the result's (the accumulator's by default)."""
+    return _accumulate("add", x, axis, dtype, keepdims, acc_dtype)
 
 
-def prod(x, axis=None, keepdims=False, dtype=None):
-    return _reduce("mul", x, axis, keepdims, dtype)
+def prod(x, axis=None, dtype=None, keepdims=False, acc_dtype=None, no_zeros_in_input=False):
+    """The product over ``axis`` (``dtype`` and ``acc_dtype`` as in ``sum``).
+    ``no_zeros_in_input`` is Theano's hint for a cheaper gradient; vmc's
+    gradient handles zeros either way."""
+    return _accumulate("mul", x, axis, dtype, keepdims, acc_dtype)
+
+
+def _accumulate(name, x, axis, dtype, keepdims, acc_dtype):
+    out = _reduce(name, x, axis, keepdims, acc_dtype if acc_dtype is not None else dtype)
+    return cast(out, dtype) if dtype is not None else out
 
 
 def max(x, axis=None, keepdims=False):
@@ -173,15 +183,21 @@ def _count(x, axes):
     return constant(1, dtype="int64") if n is None else n
 
 
-def mean(x, axis=None, keepdims=False, dtype=None):
+def mean(x, axis=None, dtype=None, keepdims=False, acc_dtype=None):
+    """The mean over ``axis``: a float (float64 for integers, as numpy). With
+    ``dtype`` the result has that dtype; ``acc_dtype`` is the dtype summed in."""
     x = as_tensor_variable(x)
     axes = normalize_axis(axis, x.type.ndim, "mean")
-    s = sum(x, axis=axes, keepdims=keepdims, dtype=dtype)
+    s = sum(x, axis=axes, keepdims=keepdims, acc_dtype=acc_dtype)
     fdtype = s.type.dtype if s.type.dtype.startswith("float") else "float64"
-    return cast(s, fdtype) / cast(_count(x, axes), fdtype)
+    out = cast(s, fdtype) / cast(_count(x, axes), fdtype)
+    return cast(out, dtype) if dtype is not None else out
 
 
-def var(x, axis=None, keepdims=False, ddof=0):
+def var(x, axis=None, ddof=0, keepdims=False, corrected=False):
+    """The variance over ``axis``, divided by ``n - ddof``. It is computed
+    from the centered values, so Theano's ``corrected`` (a two-pass
+    refinement of the same quantity) changes nothing."""
     x = as_tensor_variable(x)
     axes = normalize_axis(axis, x.type.ndim, "var")
     centered = x - mean(x, axis=axes, keepdims=True)
@@ -190,8 +206,8 @@ def var(x, axis=None, keepdims=False, ddof=0):
     return ss / (n - ddof) if ddof else ss / n
 
 
-def std(x, axis=None, keepdims=False, ddof=0):
-    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+def std(x, axis=None, ddof=0, keepdims=False, corrected=False):
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -289,10 +305,15 @@ _dot = Dot()
 
 
 def dot(x, y):
-    """``np.dot`` for vectors and matrices; a scalar operand multiplies."""
+    """``np.dot``: a scalar operand multiplies; above two dims, a sum of
+    products over the last axis of ``x`` and the second-to-last of ``y``
+    (a ``tensordot``), as in numpy and Theano."""
     x, y = as_tensor_variable(x), as_tensor_variable(y)
     if x.type.ndim == 0 or y.type.ndim == 0:
         return x * y
+    if x.type.ndim > 2 or y.type.ndim > 2:
+        from .blas_ops import tensordot
+        return tensordot(x, y, [[x.type.ndim - 1], [builtins.max(0, y.type.ndim - 2)]])
     return _dot(x, y)
 
 

@@ -25,7 +25,7 @@ from vmc.graph.type import TensorType, Type
 from .basic import as_tensor_variable, constant, weak_operand
 from .elemwise import _broadcast_shape, _unbroadcast, cast
 
-__all__ = ["RandomStream", "RandomStreams", "RandomGeneratorType", "RandomVariable",
+__all__ = ["RandomStream", "RandomGeneratorType", "RandomVariable",
            "Uniform", "Normal", "Integers", "Binomial", "Choice", "Permutation",
            "random_generator_type"]
 
@@ -382,5 +382,3 @@ class RandomStream:
         dtype = dtype or ("int64" if xv.type.ndim == 0 else xv.type.dtype)
         return self._draw(Permutation(dtype), None, xv)
 
-
-RandomStreams = RandomStream      # Theano's name

@@ -283,6 +283,37 @@ def specify_broadcastable(x, *axes):
     return specify_shape(x, [1 if d in axes else s for d, s in enumerate(x.type.shape)])
 
 
+class Unbroadcast(Op):
+    """``x`` with the dims ``axes`` no longer known to have length 1: the same
+    values under a looser type (Theano's ``unbroadcast``), e.g. for a scan
+    state whose initial value is a row but whose steps are not."""
+    __props__ = ("axes",)
+    view_map = {0: [0]}
+
+    def __init__(self, axes):
+        self.axes = tuple(sorted(axes))
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        shape = tuple(None if d in self.axes and s == 1 else s
+                      for d, s in enumerate(x.type.shape))
+        return Apply(self, [x], [TensorType(x.type.dtype, shape).make_variable()])
+
+    def infer_shape(self, node, shapes):
+        return [shapes[0]]
+
+    def pullback(self, inputs, outputs, grads):
+        return [specify_like(grads[0], inputs[0])]
+
+
+def unbroadcast(x, *axes):
+    """``x`` with ``axes`` not known to have length 1 (they no longer broadcast)."""
+    x = as_tensor_variable(x)
+    axes = {a % max(x.type.ndim, 1) for a in axes}
+    axes = tuple(d for d in sorted(axes) if x.type.shape[d] == 1)
+    return Unbroadcast(axes)(x) if axes else x
+
+
 def zeros_like(x, dtype=None):
     x = as_tensor_variable(x)
     return alloc_like(constant(0, dtype=dtype or x.type.dtype), x)

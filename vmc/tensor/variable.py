@@ -86,11 +86,25 @@ class _TensorOps:
     def __invert__(self): return _t().invert(self)
 
     def __bool__(self):
-        raise TypeError("a symbolic variable has no truth value; use vmc.ifelse.ifelse "
-                        "for a lazy conditional or vt.switch for an elementwise one")
+        # As in Theano: a variable is true (``if W:``, ``if not persistent:``
+        # test for None), but the result of a symbolic comparison or its logic
+        # has no truth value, which catches ``a < b < c`` and ``if x > 0:``.
+        node = self.owner
+        if node is not None and self.type.dtype == "bool" and _is_elemwise(node.op):
+            raise TypeError("the result of a symbolic comparison has no truth value; use "
+                            "vmc.ifelse.ifelse for a lazy conditional or vt.switch for an "
+                            "elementwise one")
+        return True
 
     def __iter__(self):
-        raise TypeError("cannot iterate over a symbolic tensor; index it, or use vmc.scan")
+        # A vector of known length (``x.shape``) iterates over its entries, as
+        # in Theano (``for i, s in enumerate(x.shape)``); anything else cannot.
+        n = self.type.shape[0] if self.type.ndim == 1 else None
+        if n is None:
+            raise TypeError("cannot iterate over a symbolic tensor (only over a vector of "
+                            "static length, such as x.shape); index it, or use vmc.scan. "
+                            "Maybe builtin sum() or max() was meant to be vt.sum or vt.max?")
+        return iter([self[i] for i in range(n)])
 
     def __len__(self):
         raise TypeError("len() of a symbolic tensor is unknown; use x.shape[0]")
@@ -100,17 +114,27 @@ class _TensorOps:
         return _t().getitem(self, idx)
 
     # -- methods -------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, dtype=None):
-        return _t().sum(self, axis=axis, keepdims=keepdims, dtype=dtype)
+    def sum(self, axis=None, dtype=None, keepdims=False, acc_dtype=None):
+        return _t().sum(self, axis=axis, dtype=dtype, keepdims=keepdims, acc_dtype=acc_dtype)
 
-    def mean(self, axis=None, keepdims=False):
-        return _t().mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, dtype=None, keepdims=False, acc_dtype=None):
+        return _t().mean(self, axis=axis, dtype=dtype, keepdims=keepdims, acc_dtype=acc_dtype)
 
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return _t().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def var(self, axis=None, ddof=0, keepdims=False, corrected=False):
+        return _t().var(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
-    def std(self, axis=None, keepdims=False, ddof=0):
-        return _t().std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def std(self, axis=None, ddof=0, keepdims=False, corrected=False):
+        return _t().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def norm(self, L, axis=None, keepdims=False):
+        """The ``L``-norm over ``axis`` (Theano's method): ``sum(|x|^L)^(1/L)``."""
+        if L == 0:
+            raise NotImplementedError("norm: L=0 is not a norm")
+        if L == 1:
+            return _t().sum(_t().abs(self), axis=axis, keepdims=keepdims)
+        if L == 2:
+            return _t().sqrt(_t().sum(_t().sqr(self), axis=axis, keepdims=keepdims))
+        return _t().sum(_t().abs(self) ** L, axis=axis, keepdims=keepdims) ** (1.0 / L)
 
     def max(self, axis=None, keepdims=False):
         return _t().max(self, axis=axis, keepdims=keepdims)
@@ -118,8 +142,8 @@ class _TensorOps:
     def min(self, axis=None, keepdims=False):
         return _t().min(self, axis=axis, keepdims=keepdims)
 
-    def prod(self, axis=None, keepdims=False):
-        return _t().prod(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, dtype=None, keepdims=False, acc_dtype=None):
+        return _t().prod(self, axis=axis, dtype=dtype, keepdims=keepdims, acc_dtype=acc_dtype)
 
     def argmax(self, axis=None, keepdims=False):
         return _t().argmax(self, axis=axis, keepdims=keepdims)
@@ -151,6 +175,15 @@ class _TensorOps:
             axes = axes[0]
         return _t().transpose(self, axes or None)
 
+    def exp(self): return _t().exp(self)
+    def log(self): return _t().log(self)
+    def sqrt(self): return _t().sqrt(self)
+    def tanh(self): return _t().tanh(self)
+    def sin(self): return _t().sin(self)
+    def cos(self): return _t().cos(self)
+    def floor(self): return _t().floor(self)
+    def ceil(self): return _t().ceil(self)
+
     def astype(self, dtype):
         return _t().cast(self, dtype)
 
@@ -175,6 +208,35 @@ class _TensorOps:
     def repeat(self, repeats, axis=None):
         return _t().repeat(self, repeats, axis)
 
+    def ravel(self):
+        return _t().flatten(self)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return _t().diagonal(self, offset, axis1, axis2)
+
+    def trace(self):
+        return _t().trace(self)
+
+    def nonzero_values(self):
+        return _t().nonzero_values(self)
+
+    def swapaxes(self, axis1, axis2):
+        order = list(range(self.type.ndim))
+        order[axis1], order[axis2] = order[axis2], order[axis1]
+        return _t().dimshuffle(self, order)
+
+    def round(self, mode=None):
+        return _t().round(self)
+
+    def fill(self, value):
+        """An array of ``self``'s shape filled with ``value`` (Theano's method)."""
+        return _t().full_like(self, value)
+
+    def take(self, indices, axis=None):
+        if axis is None:
+            return _t().flatten(self)[indices]
+        return self[(slice(None),) * (axis % self.type.ndim) + (indices,)]
+
     def copy(self, name=None):
         out = _t().tensor_copy(self)
         out.name = name
@@ -195,6 +257,11 @@ class _TensorOps:
         if f is None:
             f = cache[key] = vmc.function(list(keys), self, on_unused_input="ignore", **kwargs)
         return f(*[values[k] for k in keys])
+
+
+def _is_elemwise(op):
+    from .elemwise import Elemwise
+    return isinstance(op, Elemwise)
 
 
 class TensorVariable(_TensorOps, Variable):

@@ -5,10 +5,11 @@ import numpy as np
 
 from vmc.tensor.creation import ARange, Eye
 from vmc.tensor.elemwise import DimShuffle, Elemwise
+from vmc.tensor.grad_ops import ViewOp
 from vmc.tensor.math import Argmax, CAReduce, Dot
 from vmc.tensor.nnet import LogSoftmax, Softmax
 from vmc.tensor.shape import (Alloc, Join, MakeVector, Reshape, Shape, ShapeI,
-                              SpecifyShape)
+                              SpecifyShape, Unbroadcast)
 from vmc.tensor.subtensor import IncSubtensor, Subtensor, build_index
 
 from .broadcast import broadcast_shape, fixed_dims, shape_of
@@ -134,6 +135,15 @@ def specify_shape_thunk(node, destroyable):
             raise ValueError(f"expected shape {shape}, got {np.shape(x)}")
         return x
     return thunk
+
+
+@register(Unbroadcast, ViewOp)
+def identity_thunk(node, destroyable):
+    return _identity
+
+
+def _identity(x):
+    return x
 
 
 @register(Alloc)

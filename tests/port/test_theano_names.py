@@ -1,0 +1,252 @@
+"""Theano's names, written as Theano programs use them with only the import
+renamed, each checked against numpy or hand values."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import vmc as theano
+import vmc.tensor as T
+from vmc.graph.grad import DisconnectedInputError, NullGradientError
+
+
+def test_gradient_functions_are_in_tensor_too():
+    x = T.dvector("x")
+    cost = T.sum(x ** 3)
+    g = T.grad(cost, x)
+    H = T.hessian(cost, x)
+    f = theano.function([x], [g, H])
+    v = np.array([1.0, -2.0, 3.0])
+    g_val, h_val = f(v)
+    np.testing.assert_allclose(g_val, 3 * v ** 2)
+    np.testing.assert_allclose(h_val, np.diag(6 * v))
+    assert T.jacobian is theano.gradient.jacobian and T.verify_grad is theano.gradient.verify_grad
+    assert T.Rop is theano.gradient.Rop and T.Lop is theano.gradient.Lop
+
+
+def test_tensor_type_takes_theanos_broadcastable_pattern():
+    col = T.TensorType(theano.config.floatX, (False, True))("c")
+    assert col.type.shape == (None, 1) and col.broadcastable == (False, True)
+    # a list, and the keyword, as Lasagne's InputLayer writes it
+    assert T.TensorType("float32", [False] * 3)().type.shape == (None, None, None)
+    assert T.TensorType("int32", broadcastable=(True,))().type.shape == (1,)
+    # False is "unknown length", never the length 0 (they hash alike)
+    empty = T.TensorType("float64", (0, 3))
+    assert empty.shape == (0, 3)
+    assert T.TensorType("float64", (False, 3)).shape == (None, 3)
+    assert theano.TensorType is T.TensorType
+
+
+def test_a_variable_is_true_but_a_comparison_has_no_truth_value():
+    W = theano.shared(np.zeros(3))
+    x = T.matrix()
+    assert W and x and (x + 1) and not (not T.constant(0))
+    for cmp in (lambda: bool(x > 0), lambda: 0 < x < 1, lambda: bool(T.eq(x, 1))):
+        with pytest.raises(TypeError, match="comparison"):
+            cmp()
+
+
+def test_a_shape_vector_iterates_a_matrix_does_not():
+    x = T.tensor3()
+    dims = [s for s in x.shape]
+    f = theano.function([x], dims)
+    assert [int(d) for d in f(np.zeros((2, 3, 4)))] == [2, 3, 4]
+    with pytest.raises(TypeError, match="iterate"):
+        list(T.matrix())
+
+
+def test_shared_with_a_broadcastable_pattern():
+    b = theano.shared(np.zeros((1, 3)), broadcastable=(True, False))
+    assert b.broadcastable == (True, False)
+    x = T.matrix()
+    # Lasagne's updates: a velocity with its parameter's pattern
+    v = theano.shared(np.zeros((1, 3)), broadcastable=b.broadcastable)
+    f = theano.function([x], (x + b).sum(), updates=[(v, v + b + 1), (b, b + 1)])
+    assert f(np.ones((2, 3))) == 6.0
+    np.testing.assert_array_equal(v.get_value(), np.ones((1, 3)))
+    with pytest.raises(TypeError, match="numpy array"):
+        theano.shared([1.0, 2.0], strict=True)
+    with pytest.raises(ValueError, match="broadcastable"):
+        theano.shared(np.zeros(3), broadcastable=(True, False))
+
+
+def test_a_python_float_goes_into_a_floatx_input():
+    with theano.config.change(floatX="float32"):
+        lr = T.scalar("lr")
+        f = theano.function([lr], lr * 2)
+        out = f(0.1)
+        assert out.dtype == np.float32 and out == np.float32(0.1) * 2
+        # only a Python float, only into floatX, only under the default rule
+        with pytest.raises(TypeError, match="lose precision"):
+            f(np.float64(0.1))
+        with pytest.raises(TypeError, match="lose precision"):
+            theano.function([lr], lr, allow_input_downcast=False)(0.1)
+    d = T.fscalar()
+    with pytest.raises(TypeError, match="lose precision"):
+        theano.function([d], d)(0.1)            # float32, but floatX is float64 here
+
+
+def test_grad_clip_and_the_other_gradient_only_ops():
+    x = T.dvector("x")
+    v = np.array([0.5, -3.0, 2.0])
+    clipped = theano.gradient.grad_clip(x, -1, 1.5)
+    cost = T.sum(clipped ** 2) + T.sum(theano.gradient.grad_scale(x, 3.0)) \
+        + T.sum(theano.gradient.zero_grad(x) * 7) + T.sum(theano.gradient.disconnected_grad(x))
+    f = theano.function([x], [cost, T.grad(cost, x)])
+    c_val, g_val = f(v)
+    np.testing.assert_allclose(c_val, np.sum(v ** 2) + 3 * 0 + np.sum(v) * 9)
+    np.testing.assert_allclose(g_val, np.clip(2 * v, -1, 1.5) + 3.0)
+    # the forward pass computes only the value: the ops are gone after compiling
+    names = {type(n.op).__name__ for n in f.fgraph.toposort()}
+    assert not names & {"GradClip", "GradScale", "ZeroGrad", "DisconnectedGrad"}
+    with pytest.raises(DisconnectedInputError):
+        T.grad(T.sum(theano.gradient.disconnected_grad(x)), x)
+    with pytest.raises(NullGradientError):
+        T.grad(T.sum(theano.gradient.undefined_grad(x)), x)
+    # forward mode sees the identity
+    rop = theano.function([x], T.Rop(theano.gradient.grad_clip(x, -0.1, 0.1) * 2, x,
+                                     T.ones_like(x)))
+    np.testing.assert_allclose(rop(v), 2 * np.ones(3))
+
+
+def test_grad_clip_inside_scan_as_lasagne_writes_it():
+    x = T.dmatrix("x")
+    w = theano.shared(np.array([[2.0, -1.0], [0.5, 3.0]]), name="w")
+    h0 = T.zeros((2,))
+
+    def step(x_t, h_tm1):
+        pre = theano.gradient.grad_clip(T.dot(h_tm1, w) + x_t, -0.2, 0.2)
+        return T.tanh(pre)
+
+    h, _ = theano.scan(step, sequences=x, outputs_info=[h0])
+    g = T.grad(h[-1].sum(), x)
+    xv = np.random.default_rng(0).normal(size=(3, 2))
+    gv = theano.function([x], g)(xv)
+    # by hand: each step's gradient is clipped after the tanh' factor
+    hs = [np.zeros(2)]
+    for t in range(3):
+        hs.append(np.tanh(hs[-1] @ w.get_value() + xv[t]))
+    gh, want = np.ones(2), np.zeros((3, 2))
+    for t in (2, 1, 0):
+        gpre = np.clip(gh * (1 - hs[t + 1] ** 2), -0.2, 0.2)
+        want[t] = gpre
+        gh = gpre @ w.get_value().T
+    np.testing.assert_allclose(gv, want)
+
+
+def test_broadcast_pattern_functions():
+    r = T.row("r")
+    u = T.unbroadcast(r, 0)
+    assert u.broadcastable == (False, False)
+    assert T.patternbroadcast(u, (True, False)).broadcastable == (True, False)
+    assert T.addbroadcast(T.matrix(), 1).broadcastable == (False, True)
+    assert T.shape_padaxis(T.matrix(), 1).broadcastable == (False, True, False)
+    assert T.shape_padaxis(T.matrix(), -1).broadcastable == (False, False, True)
+    m = T.matrix()
+    # unbroadcast lets a row start a scan whose steps are not rows
+    out, _ = theano.scan(lambda prev, m: T.concatenate([prev, prev])[:1] + m,
+                         outputs_info=[T.unbroadcast(r, 0)], non_sequences=[m], n_steps=2)
+    g = theano.function([r, m], [out[-1], T.grad(out[-1].sum(), r)])
+    val, grad_r = g(np.ones((1, 2)), np.full((1, 2), 3.0))
+    np.testing.assert_array_equal(val, np.full((1, 2), 7.0))
+    np.testing.assert_array_equal(grad_r, np.ones((1, 2)))
+    x = T.matrix()
+    with pytest.raises(ValueError, match="expected shape"):
+        theano.function([x], T.addbroadcast(x, 0))(np.zeros((2, 2)))
+
+
+def test_aliases_and_extra_ops_against_numpy():
+    x = T.dvector()
+    y = T.lvector()
+    v = np.array([-2.0, 0.5, 4.0])
+    f = theano.function([x, y], [T.square(x), T.abs_(x), T.inv(x),
+                                 T.extra_ops.to_one_hot(y, 4),
+                                 T.xlogx.xlogy0(T.abs_(x) - 0.5, T.abs_(x))])
+    sq, ab, inv, oh, xl = f(v, [3, 0])
+    np.testing.assert_allclose(sq, v ** 2)
+    np.testing.assert_allclose(ab, np.abs(v))
+    np.testing.assert_allclose(inv, 1 / v)
+    np.testing.assert_array_equal(oh, np.eye(4)[[3, 0]])
+    assert oh.dtype == theano.config.floatX
+    a = np.abs(v) - 0.5
+    np.testing.assert_allclose(xl, np.where(a == 0, 0, a * np.log(np.abs(v))))
+
+
+def test_clone_replaces_and_with_new_inputs_aliases_shared_storage():
+    x = T.dvector("x")
+    w = theano.shared(np.array([1.0, 2.0]), name="w")
+    y = (x * w).sum()
+    z = T.dvector("z")
+    y2 = theano.clone(y, replace={x: z * 2})
+    assert theano.function([z], y2)(np.array([1.0, 1.0])) == 6.0
+    # share_inputs=False: new inputs; a shared variable's copy reads and
+    # writes the same storage, and may get a default update of its own
+    # (Lasagne's batch-norm running averages)
+    (w2,) = [v for v in theano.gof.graph.inputs([theano.clone(w * 1, share_inputs=False)])
+             if isinstance(v, theano.compile.SharedVariable)]
+    assert w2 is not w
+    w2.default_update = w2 + 1
+    f = theano.function([], w2 * 10)
+    np.testing.assert_array_equal(f(), [10.0, 20.0])
+    np.testing.assert_array_equal(w.get_value(), [2.0, 3.0])
+
+
+def test_graph_walks_as_lasagne_collects_parameters():
+    x = T.matrix()
+    W = theano.shared(np.ones((2, 2)), name="W")
+    b = theano.shared(np.zeros(2), name="b")
+    out = T.tanh(T.dot(x, W) + b)
+    params = [v for v in theano.gof.graph.inputs([out])
+              if isinstance(v, theano.compile.SharedVariable)]
+    assert params == [W, b]
+    assert isinstance(out, T.Variable) and isinstance(out, theano.gof.Variable)
+    assert isinstance(out, T.TensorVariable) and theano.Variable is theano.gof.Variable
+
+
+def test_reductions_take_theanos_arguments():
+    x = T.fmatrix()
+    v = np.arange(6, dtype="float32").reshape(2, 3)
+    f = theano.function([x], [x.mean(dtype="float64"), x.sum(0, "int64"),
+                              x.sum(acc_dtype="float64"), x.var(1, 1), x.std(None, 0, True),
+                              x.norm(2, axis=1), x.norm(1), x.prod(1, keepdims=True)])
+    mean, s0, s_acc, var1, std, n2, n1, p = f(v)
+    assert mean.dtype == np.float64 and mean == 2.5
+    assert s0.dtype == np.int64 and list(s0) == [3, 5, 7]
+    assert s_acc.dtype == np.float64 and s_acc == 15.0
+    np.testing.assert_allclose(var1, v.var(axis=1, ddof=1))
+    np.testing.assert_allclose(std, v.std(keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(n2, np.linalg.norm(v, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(n1, np.abs(v).sum())
+    np.testing.assert_allclose(p, v.prod(axis=1, keepdims=True))
+    assert theano.scalar.upcast("float32", "int64") == "float64"
+    assert theano.scalar.upcast("int8", "uint8") == "int16"
+
+
+def test_config_names_theano_programs_read_and_set():
+    cfg = theano.config
+    assert cfg.floatX in ("float32", "float64") and cfg.device == "cpu"
+    old = cfg.warn.subtensor_merge_bug
+    cfg.warn.subtensor_merge_bug = False            # rnnrbm.py does this
+    assert cfg.warn.subtensor_merge_bug is False
+    cfg.warn.subtensor_merge_bug = old
+    with pytest.raises(AttributeError, match="no option"):
+        cfg.warn.no_such_flag
+    x = T.dvector()
+    with cfg.change(mode="FAST_COMPILE"):
+        f = theano.function([x], T.exp(T.log(x)))
+        assert any(type(n.op).__name__ == "Elemwise" for n in f.fgraph.toposort())
+    assert len(theano.function([x], T.exp(T.log(x))).fgraph.toposort()) == 0
+    with cfg.change(on_unused_input="ignore"):
+        theano.function([x, T.dvector()], x * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="not used"):
+            theano.function([x, T.dvector()], x * 2)
+
+
+def test_in_takes_theanos_positional_order():
+    x, k = T.dscalar("x"), T.dscalar("k")
+    f = theano.function([x, theano.In(k, "kay", 2.0)], x * k)
+    assert f(3.0) == 6.0 and f(3.0, kay=4.0) == 12.0

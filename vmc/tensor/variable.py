@@ -232,6 +232,18 @@ class _TensorOps:
         """An array of ``self``'s shape filled with ``value`` (Theano's method)."""
         return _t().full_like(self, value)
 
+    def sort(self, axis=-1, kind="quicksort", order=None):
+        return _t().sort(self, axis, kind, order)
+
+    def argsort(self, axis=-1, kind="quicksort", order=None):
+        return _t().argsort(self, axis, kind, order)
+
+    def cumsum(self, axis=None):
+        return _t().cumsum(self, axis)
+
+    def cumprod(self, axis=None):
+        return _t().cumprod(self, axis)
+
     def take(self, indices, axis=None):
         if axis is None:
             return _t().flatten(self)[indices]

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 from .basic import as_tensor_variable
-from .elemwise import eq, log, switch
+from .elemwise import xlogy
 
 __all__ = ["xlogx", "xlogy0"]
+
+xlogy0 = xlogy          # x * log(y), 0 where x is 0 (scipy's xlogy; Theano's gradient)
 
 
 def xlogx(x):
     """``x * log(x)``, 0 where ``x`` is 0."""
     x = as_tensor_variable(x)
-    return switch(eq(x, 0), 0, x * log(x))
-
-
-def xlogy0(x, y):
-    """``x * log(y)``, 0 where ``x`` is 0 (whatever ``y``)."""
-    x, y = as_tensor_variable(x), as_tensor_variable(y)
-    return switch(eq(x, 0), 0, x * log(y))
+    return xlogy(x, x)

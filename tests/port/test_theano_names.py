@@ -234,10 +234,13 @@ def test_config_names_theano_programs_read_and_set():
     with pytest.raises(AttributeError, match="no option"):
         cfg.warn.no_such_flag
     x = T.dvector()
+
+    def has_exp(f):
+        return any(str(n.op) == "exp" for n in f.fgraph.toposort())
+
     with cfg.change(mode="FAST_COMPILE"):
-        f = theano.function([x], T.exp(T.log(x)))
-        assert any(type(n.op).__name__ == "Elemwise" for n in f.fgraph.toposort())
-    assert len(theano.function([x], T.exp(T.log(x))).fgraph.toposort()) == 0
+        assert has_exp(theano.function([x], T.exp(T.log(x))))
+    assert not has_exp(theano.function([x], T.exp(T.log(x))))      # exp(log(x)) -> x
     with cfg.change(on_unused_input="ignore"):
         theano.function([x, T.dvector()], x * 2)
     with warnings.catch_warnings():

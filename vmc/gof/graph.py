@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from vmc.graph.basic import Apply, Constant, Variable  # noqa: F401
 from vmc.graph.traversal import ancestors as _ancestors
-from vmc.graph.traversal import clone, graph_inputs, io_toposort, toposort  # noqa: F401
+from vmc.graph.traversal import clone, graph_inputs, toposort  # noqa: F401
 
 __all__ = ["Apply", "Constant", "Variable", "inputs", "ancestors", "variables", "clone",
            "io_toposort", "toposort"]
@@ -18,6 +18,11 @@ def inputs(variable_list, blockers=None):
 def ancestors(variable_list, blockers=None):
     """Every variable ``variable_list`` depends on, themselves included."""
     return _ancestors(list(variable_list), blockers or ())
+
+
+def io_toposort(inputs, outputs):
+    """The nodes between ``inputs`` and ``outputs``, in a topological order."""
+    return toposort(list(outputs), blockers=list(inputs))
 
 
 def variables(i, o):

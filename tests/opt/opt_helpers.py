@@ -24,7 +24,10 @@ def nodes(f):
 
 
 def op_names(f):
-    """One name per node: the scalar op of elementwise nodes, else the op class."""
+    """One name per node: the scalar op of elementwise nodes, the printed name
+    of reductions and Shape_i (Sum, Max, Shape_i), else the op class's name.
+    To assert that something is absent, use ``absent``, which refuses names
+    this function can never return."""
     out = []
     for n in nodes(f):
         if isinstance(n.op, Elemwise):
@@ -34,6 +37,34 @@ def op_names(f):
         else:
             out.append(type(n.op).__name__)
     return out
+
+
+def possible_names():
+    """Every name ``op_names`` can return for some graph."""
+    import importlib
+    import inspect
+    import pkgutil
+    from vmc.graph.basic import Op
+    from vmc.tensor.math import REDUCTIONS
+    from vmc.tensor.scalar import SCALAR_OPS
+    names = set(SCALAR_OPS) | {r.label for r in REDUCTIONS.values()} | {"Shape_i", "cast"}
+    for info in pkgutil.walk_packages(vmc.__path__, "vmc."):
+        if info.name.endswith(("__main__", "demo", "_stock_kernels")):
+            continue
+        mod = importlib.import_module(info.name)
+        names |= {c.__name__ for _, c in inspect.getmembers(mod, inspect.isclass)
+                  if issubclass(c, Op)}
+    return names
+
+
+def absent(f, *names):
+    """Assert that no node of ``f`` has any of ``names`` (as ``op_names`` gives
+    them); a name that ``op_names`` can never return is an error, so the
+    assertion can fail."""
+    unknown = set(names) - possible_names()
+    assert not unknown, f"op_names never returns {sorted(unknown)}: the check could not fail"
+    present = set(names) & set(op_names(f))
+    assert not present, f"{sorted(present)} still in the graph: {op_names(f)}"
 
 
 def fused_ops(f):

@@ -10,7 +10,7 @@ import pytest
 
 from vmc._vm import VM, CellLock
 from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
-from vmc.compile.pyvm import PyVM
+from vmc.compile.pyvm import ProfilingPyVM as PyVM
 from vmc.thunks._testthunks import add_thunk, identity_thunk
 
 

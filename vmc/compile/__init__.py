@@ -14,8 +14,8 @@ from .function import Function, FunctionSpec, prepare, schedule
 from .graph_cache import optimized_graph
 from .io import In, Out, as_update_value, normalize_inputs, normalize_outputs
 from .profiling import ProfileStats
-from .pyvm import PyVM
+from .pyvm import ProfilingPyVM, PyVM
 
 __all__ = ["Function", "FunctionSpec", "prepare", "schedule", "optimized_graph",
            "In", "Out", "as_update_value", "normalize_inputs", "normalize_outputs",
-           "ProfileStats", "PyVM", "enrich", "SharedVariable"]
+           "ProfileStats", "ProfilingPyVM", "PyVM", "enrich", "SharedVariable"]

@@ -3,8 +3,9 @@
 ``vmc._vm.VM`` runs the same Program from Cython; tests run functions on
 both and compare. Keep this small and obvious.
 
-Profiling: ``profile`` holds anything (a compiled function keeps its
-``ProfileStats`` there); while it is true, or after ``set_profiling(True)``,
+``PyVM.run`` and ``PyVM._step`` are the whole definition. The subclass
+``ProfilingPyVM`` adds profiling: ``profile`` holds anything (a compiled
+function keeps its ``ProfileStats`` there); while it is true, or after ``set_profiling(True)``,
 the flag ``profiling`` is on and each run adds to ``times`` (ns) and
 ``counts`` per instruction, to ``vm_ns`` (the whole run: loading shared
 values, the loop, the commit), and records the shapes and dtypes each
@@ -25,6 +26,8 @@ from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk, Program
 
 
 class PyVM:
+    """Runs a Program: the definition of what each instruction means."""
+
     def __init__(self, program: Program):
         self.program = program
         self.regs = [None] * program.n_regs      # the constants; each run copies it
@@ -41,6 +44,82 @@ class PyVM:
         self._target = np.asarray(p.target).tolist()
         self._locks = sorted({id(k): k for k in program.update_locks}.values(),
                              key=lambda k: getattr(k, "order", 0))
+        self.failed_pc = -1
+        self.failed_inputs = []
+        for t in program.thunks:
+            if isinstance(t, CThunk):
+                raise TypeError("the Python VM runs Python thunks only; "
+                                "compile with linker='cvm' for C thunks")
+
+    def run(self, args):
+        """Run once on ``args``; return the list of outputs; commit updates."""
+        p, regs = self.program, list(self.regs)
+        for r, v in zip(p.input_regs, args):
+            regs[r] = v
+        pc, taken = -1, []
+        try:
+            for lock in self._locks:
+                lock.acquire()
+                taken.append(lock)
+            for r, cell in zip(p.shared_regs, p.shared_cells):
+                regs[r] = cell[0]
+            pc = 0
+            while pc < p.n_instr:
+                pc = self._step(pc, regs)
+            # Commit all updates together, after everything that can fail.
+            for cell, r in zip(p.update_cells, p.update_regs):
+                cell[0] = regs[r]
+        except BaseException:
+            self.failed_pc = pc if pc < p.n_instr else -1
+            self.failed_inputs = self._describe_inputs(self.failed_pc, regs)
+            raise
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+        self.failed_pc, self.failed_inputs = -1, []
+        return [regs[r] for r in p.output_regs]
+
+    def _step(self, pc: int, regs) -> int:
+        """Execute instruction ``pc`` on ``regs``; return the next pc."""
+        kind = self._kind[pc]
+        ins, outs, frees = self._ins[pc], self._outs[pc], self._frees[pc]
+        nxt = pc + 1
+        if kind == THUNK:
+            result = self._thunk[pc](*[regs[i] for i in ins])
+            if len(outs) == 1:
+                regs[outs[0]] = result
+            else:
+                for o, v in zip(outs, result):
+                    regs[o] = v
+        elif kind == MOVE:
+            regs[outs[0]] = regs[ins[0]]
+        elif kind == JUMP_IF_FALSE:
+            if regs[ins[0]]:
+                return nxt          # the block runs and frees its own registers
+            nxt = self._target[pc]
+        elif kind == JUMP:
+            nxt = self._target[pc]
+        for r in frees:
+            regs[r] = None
+        return nxt
+
+    def _describe_inputs(self, pc, regs):
+        """(shape, dtype) of the failing instruction's inputs, for the message."""
+        if pc < 0:
+            return []
+        return [(np.shape(regs[i]), getattr(regs[i], "dtype", type(regs[i])))
+                for i in self._ins[pc]]
+
+    def clear_registers(self):
+        """Nothing to release: each run's registers die with it."""
+
+
+class ProfilingPyVM(PyVM):
+    """``PyVM`` with the Cython VM's profiling names (module docstring): while
+    ``profiling`` is on, each instruction is timed and its outputs described."""
+
+    def __init__(self, program: Program):
+        super().__init__(program)
         self._profile = None
         self.profiling = False
         self.times = np.zeros(program.n_instr, np.int64)
@@ -48,12 +127,7 @@ class PyVM:
         self.vm_ns = 0
         # pc -> {((shape, dtype), ...) per output: count}; filled while profiling
         self.out_shapes = {}
-        self.failed_pc = -1
-        self.failed_inputs = []
-        for t in program.thunks:
-            if isinstance(t, CThunk):
-                raise TypeError("the Python VM runs Python thunks only; "
-                                "compile with linker='cvm' for C thunks")
+        self._overhead = 0         # ns the timers themselves cost in the current run
 
     @property
     def profile(self):
@@ -70,75 +144,28 @@ class PyVM:
         self.profiling = bool(on)
 
     def run(self, args):
-        """Run once on ``args``; return the list of outputs; commit updates."""
-        p, regs = self.program, list(self.regs)
-        prof = self.profiling
-        t_run = time.perf_counter_ns() if prof else 0
-        for r, v in zip(p.input_regs, args):
-            regs[r] = v
-        taken = []
-        pc, n = -1, p.n_instr
-        try:
-            for lock in self._locks:
-                lock.acquire()
-                taken.append(lock)
-            for r, cell in zip(p.shared_regs, p.shared_cells):
-                regs[r] = cell[0]
-            pc = 0
-            while pc < n:
-                if prof:
-                    t_rec = time.perf_counter_ns()
-                    last, before = pc, self._input_values(pc, regs)
-                    t0 = time.perf_counter_ns()
-                    pc = self._step(pc, regs)
-                    t1 = time.perf_counter_ns()
-                    self.times[last] += t1 - t0
-                    self.counts[last] += 1
-                    self._record_shapes(last, before, regs)
-                    # what profiling itself costs stays out of the VM's time
-                    t_run += (t0 - t_rec) + (time.perf_counter_ns() - t1)
-                else:
-                    pc = self._step(pc, regs)
-            # Commit all updates together, after everything that can fail.
-            for cell, r in zip(p.update_cells, p.update_regs):
-                cell[0] = regs[r]
-        except BaseException:
-            self.failed_pc = pc if pc < n else -1
-            self.failed_inputs = self._describe_inputs(self.failed_pc, regs)
-            raise
-        finally:
-            for lock in reversed(taken):
-                lock.release()
-        self.failed_pc, self.failed_inputs = -1, []
-        if prof:
-            self.vm_ns += time.perf_counter_ns() - t_run
-        return [regs[r] for r in p.output_regs]
+        if not self.profiling:
+            return super().run(args)
+        self._overhead = 0
+        t0 = time.perf_counter_ns()
+        outputs = super().run(args)
+        # what profiling itself costs stays out of the VM's time
+        self.vm_ns += time.perf_counter_ns() - t0 - self._overhead
+        return outputs
 
-    def _step(self, pc: int, regs) -> int:
-        kind = self._kind[pc]
-        ins, outs, frees = self._ins[pc], self._outs[pc], self._frees[pc]
-        nxt = pc + 1
-        if kind == THUNK:
-            result = self._thunk[pc](*[regs[i] for i in ins])
-            if len(outs) == 1:
-                regs[outs[0]] = result
-            else:
-                for o, v in zip(outs, result):
-                    regs[o] = v
-        elif kind == MOVE:
-            regs[outs[0]] = regs[ins[0]]
-        elif kind == JUMP_IF_FALSE:
-            if regs[ins[0]]:
-                return nxt
-            nxt = self._target[pc]
-        elif kind == JUMP:
-            nxt = self._target[pc]
-        for r in frees:
-            regs[r] = None
+    def _step(self, pc, regs):
+        if not self.profiling:
+            return super()._step(pc, regs)
+        t_rec = time.perf_counter_ns()
+        before = [regs[i] for i in self._ins[pc]]
+        t0 = time.perf_counter_ns()
+        nxt = super()._step(pc, regs)
+        t1 = time.perf_counter_ns()
+        self.times[pc] += t1 - t0
+        self.counts[pc] += 1
+        self._record_shapes(pc, before, regs)
+        self._overhead += (t0 - t_rec) + (time.perf_counter_ns() - t1)
         return nxt
-
-    def _input_values(self, pc, regs):
-        return [regs[i] for i in self._ins[pc]]
 
     def _record_shapes(self, pc, ins, regs):
         """Note the shapes, dtypes and newly allocated bytes of what ``pc``
@@ -154,16 +181,6 @@ class PyVM:
         seen = self.out_shapes.setdefault(pc, {})
         key = tuple(key)
         seen[key] = seen.get(key, 0) + 1
-
-    def _describe_inputs(self, pc, regs):
-        """(shape, dtype) of the failing instruction's inputs, for the message."""
-        if pc < 0:
-            return []
-        return [(np.shape(regs[i]), getattr(regs[i], "dtype", type(regs[i])))
-                for i in self._ins[pc]]
-
-    def clear_registers(self):
-        """Nothing to release: each run's registers die with it."""
 
     def reset_profile(self):
         """Zero the recorded times, counts and shapes."""
@@ -189,8 +206,8 @@ def _new_bytes(v, inputs):
     return int(v.nbytes)
 
 
-class PyCallVM(PyVM):
-    """The call path of a compiled function, in Python, over ``PyVM``.
+class PyCallVM(ProfilingPyVM):
+    """The call path of a compiled function, in Python, over ``ProfilingPyVM``.
 
     Mirrors ``vmc._vm.VM.__call__``: bind, check, run, unpack, report errors.
     While profiling, the whole call (argument checks included) is timed and

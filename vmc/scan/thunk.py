@@ -16,8 +16,8 @@ import copy
 
 import numpy as np
 
-from vmc.compile import (FunctionSpec, In, Out, ProfileStats, PyVM, enrich, normalize_outputs,
-                         optimized_graph, prepare, schedule)
+from vmc.compile import (FunctionSpec, In, Out, ProfileStats, ProfilingPyVM, enrich,
+                         normalize_outputs, optimized_graph, prepare, schedule)
 from vmc.config import config
 from vmc.thunks import blocks
 from vmc.thunks.registry import register
@@ -62,7 +62,7 @@ class InnerFunction:
         self.program, self.node_of_pc = schedule(fgraph, spec, updates)
         self.fgraph = fgraph
         self.name = spec.name
-        self.vm = _CVM(self.program) if linker == "cvm" else PyVM(self.program)
+        self.vm = _CVM(self.program) if linker == "cvm" else ProfilingPyVM(self.program)
         self.run = self.vm.run
         self.profile = None
         self.described = None      # the failing step's input shapes, for messages

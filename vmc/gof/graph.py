@@ -28,9 +28,3 @@ def io_toposort(inputs, outputs):
 def variables(i, o):
     """The variables on a path from the inputs ``i`` to the outputs ``o``."""
     return _ancestors(list(o), list(i))
-
-
-def io_toposort(inputs, outputs):
-    """The Apply nodes between ``inputs`` and ``outputs``, each after the nodes
-    it reads from (Theano's signature)."""
-    return toposort(list(outputs), blockers=list(inputs))

@@ -127,6 +127,10 @@ class Config:
             for k, v in old.items():
                 self._values[k] = v
 
+    def items(self):
+        """``(name, value)`` of every option, sorted by name."""
+        return sorted(self._values.items())
+
     def __repr__(self):
         return "vmc.config(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
 

@@ -213,8 +213,8 @@ def _key(inputs, outputs, order, n_user, updated, mode):
     except Uncacheable:
         return None, None
     h = hashlib.sha256(_code_digest().encode())
-    head = (mode.optimizer, mode.include, mode.exclude, sorted(config._values.items()),
-            basic._traces.fixed)
+    head = (mode.optimizer, mode.include, mode.exclude, config.items(),
+            basic.current_fixed_trace())
     h.update(repr(head).encode() + b"\0")
     h.update(graph)
     return h.hexdigest(), shareds

@@ -33,6 +33,11 @@ class _Traces(threading.local):
 _traces = _Traces()
 
 
+def current_fixed_trace():
+    """The trace ``fixed_trace`` gives new nodes in this thread now, or None."""
+    return _traces.fixed
+
+
 @contextlib.contextmanager
 def fixed_trace(trace):
     """Within the block, new nodes get ``trace`` (``user_line()`` of the

@@ -86,6 +86,19 @@ class DimShuffle(Op):
         return f"DimShuffle{{{','.join(map(str, self.new_order))}}}"
 
 
+def insert_axes(x, axes, ndim):
+    """``x`` with broadcastable dims inserted so that they sit at ``axes`` of
+    the ``ndim``-dim result (the inverse of reducing over ``axes``)."""
+    axes, k, pattern = set(axes), 0, []
+    for d in range(ndim):
+        if d in axes:
+            pattern.append("x")
+        else:
+            pattern.append(k)
+            k += 1
+    return dimshuffle(x, pattern)
+
+
 def dimshuffle(x, pattern):
     x = as_tensor_variable(x)
     pattern = tuple(pattern)

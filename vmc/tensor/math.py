@@ -10,7 +10,7 @@ from vmc.graph.basic import Apply, Op
 from vmc.graph.type import TensorType
 
 from .basic import as_tensor_variable, constant
-from .elemwise import (DimShuffle, cast, dimshuffle, eq, exp, isinf, log, sqrt, sqr, switch)
+from .elemwise import cast, dimshuffle, eq, exp, insert_axes, isinf, log, sqr, sqrt, switch
 
 
 def normalize_axis(axis, ndim, opname="reduction"):
@@ -99,14 +99,7 @@ class CAReduce(Op):
 def _expand_to(g, x, axes):
     """Broadcast ``g`` (``x`` reduced over ``axes``) back to ``x``'s shape."""
     from .shape import alloc_like
-    pattern, k = [], 0
-    for d in range(x.type.ndim):
-        if d in axes:
-            pattern.append("x")
-        else:
-            pattern.append(k)
-            k += 1
-    return alloc_like(DimShuffle(g.type.ndim, pattern)(g), x)
+    return alloc_like(insert_axes(g, axes, x.type.ndim), x)
 
 
 def _reduce(name, x, axis, keepdims, dtype=None):
@@ -130,14 +123,7 @@ def _reduce_dtype(name, dtype):
 
 
 def _keep(out, ndim, axes):
-    pattern, k = [], 0
-    for d in range(ndim):
-        if d in axes:
-            pattern.append("x")
-        else:
-            pattern.append(k)
-            k += 1
-    return dimshuffle(out, pattern)
+    return insert_axes(out, axes, ndim)
 
 
 def sum(x, axis=None, dtype=None, keepdims=False, acc_dtype=None):

@@ -7,7 +7,7 @@ from vmc.graph.basic import Apply, Constant, Op, Variable
 from vmc.graph.type import TensorType
 
 from .basic import as_tensor_variable, constant
-from .elemwise import cast, dimshuffle
+from .elemwise import cast, dimshuffle, insert_axes
 
 
 class Shape(Op):
@@ -439,14 +439,7 @@ def expand_dims(x, axis):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out_ndim = x.type.ndim + len(axes)
     axes = sorted(a % out_ndim for a in axes)
-    pattern, k = [], 0
-    for d in range(out_ndim):
-        if d in axes:
-            pattern.append("x")
-        else:
-            pattern.append(k)
-            k += 1
-    return dimshuffle(x, pattern)
+    return insert_axes(x, axes, out_ndim)
 
 
 def shape_padleft(x, n_ones=1):

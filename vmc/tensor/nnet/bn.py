@@ -10,7 +10,7 @@ less ``len(axes)`` (the dims along ``axes`` left out).
 from __future__ import annotations
 
 from ..basic import as_tensor_variable
-from ..elemwise import dimshuffle, sqrt
+from ..elemwise import dimshuffle, insert_axes, sqrt
 from ..math import mean
 
 __all__ = ["batch_normalization_train", "batch_normalization_test", "batch_normalization"]
@@ -39,14 +39,7 @@ def _param(p, ndim, axes, what):
     if p.type.ndim != ndim - len(axes):
         raise TypeError(f"batch_normalization: {what} must have {ndim} or "
                         f"{ndim - len(axes)} dims, got {p.type}")
-    pattern, k = [], 0
-    for d in range(ndim):
-        if d in axes:
-            pattern.append("x")
-        else:
-            pattern.append(k)
-            k += 1
-    return dimshuffle(p, pattern)
+    return insert_axes(p, axes, ndim)
 
 
 def batch_normalization_train(inputs, gamma, beta, axes="per-activation", epsilon=1e-4,

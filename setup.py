@@ -45,6 +45,8 @@ def extensions():
             include_dirs=[np.get_include(), str(pyx.parent), "vmc"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=(["-O3"] if not DEBUG else ["-O0", "-g"]) + MATH_FLAGS,
+            # the GPU core finds the drivers' entry points with dlopen/dlsym
+            libraries=["dl"] if pyx.parent.name == "gpu" else [],
         ))
     return (cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
             + [ew_runtime(), Extension(STOCK, sources=[])])

@@ -1,0 +1,138 @@
+"""The CUDA driver: pycuda makes the context; NVRTC compiles; cuBLAS multiplies.
+
+Kept thin on purpose: everything per call (memory, copies, launches, graphs,
+events) is the shared core in ``vmc.gpu._gpu``, which calls the CUDA driver's
+C entry points (cuLaunchKernel, ...) by pointer. This module only opens the
+device (pycuda's retained primary context, made current; one non-blocking
+stream), compiles kernel modules to cubins for the device's own ``sm_XY``
+with NVRTC (cached on disk under ``config.compiledir``) and loads them, and
+wraps results as pycuda ``GPUArray``s for ``vmc.Out(y, borrow=True)``.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+
+from . import GpuUnavailableError
+from ._gpu import CUDA_KIND, Device
+
+INSTALL = ("`pip install pycuda` (it builds against the CUDA toolkit; on the GPU machine, "
+           "from the wheels in ../shared/gpu as its README says)")
+
+
+def _pycuda():
+    try:
+        import pycuda.driver as drv
+    except ImportError as e:
+        raise GpuUnavailableError(f"vmc.config.device='cuda' needs pycuda, which does not "
+                                  f"import ({e}). Install it with {INSTALL}, or use "
+                                  f"device=opencl or device=cpu.") from None
+    try:
+        drv.init()
+        n = drv.Device.count()
+    except Exception as e:                      # noqa: BLE001 - told in the flag's terms
+        raise GpuUnavailableError(f"vmc.config.device='cuda': pycuda imports but CUDA does "
+                                  f"not initialise ({e}); check the NVIDIA driver "
+                                  f"(nvidia-smi), or use device=cpu.") from None
+    if n == 0:
+        raise GpuUnavailableError("vmc.config.device='cuda': no CUDA device is visible "
+                                  "(check CUDA_VISIBLE_DEVICES and nvidia-smi), or use "
+                                  "device=cpu.")
+    return drv
+
+
+def resolve(name: str) -> str:
+    return "cuda:0" if name == "cuda" else name
+
+
+def open_device(name: str) -> Device:
+    drv = _pycuda()
+    index = int(name.split(":")[1])
+    if index >= drv.Device.count():
+        raise GpuUnavailableError(f"vmc.config.device={name!r}: there are only "
+                                  f"{drv.Device.count()} CUDA devices")
+    cudev = drv.Device(index)
+    ctx = cudev.retain_primary_context()
+    ctx.push()
+    atexit.register(_pop, ctx)
+    from .nvrtc import NvrtcError, library
+    try:
+        library()
+    except NvrtcError as e:
+        raise GpuUnavailableError(f"vmc.config.device={name!r}: {e}") from None
+    major, minor = cudev.compute_capability()
+    dev = Device.__new__(Device)
+    total = cudev.total_memory()
+    state = CudaState(drv, cudev, ctx, f"sm_{major}{minor}")
+    dev._setup(CUDA_KIND, name, f"{cudev.name()} (sm_{major}{minor})", ctx.handle, 0,
+               total, total, state)
+    dev.set_cuda_stream(dev.new_cuda_stream())
+    return dev
+
+
+def _pop(ctx):
+    try:
+        ctx.pop()
+    except Exception:                           # noqa: BLE001 - exiting anyway
+        pass
+
+
+class CudaState:
+    """What the Device keeps of pycuda, and how it compiles."""
+
+    def __init__(self, drv, cudev, ctx, arch):
+        self.drv, self.cudev, self.ctx, self.arch = drv, cudev, ctx, arch
+        self.compute_units = cudev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
+        self.max_local = 1024
+
+    def compile(self, dev, source: str, kernels: dict):
+        """``{name: Kernel}`` for ``kernels`` (name -> block size) of ``source``:
+        NVRTC to a cubin for this device (cached on disk), loaded here."""
+        cubin = cached_cubin(source, self.arch)
+        out = {}
+        for name, local in kernels.items():
+            out[name] = dev.load_cuda_module(cubin, [name], min(local, self.max_local))[0]
+        return out
+
+    def driver_array(self, garray, handle, offset):
+        """A pycuda GPUArray over a GpuArray's memory (``base`` holds the GpuArray)."""
+        from pycuda.gpuarray import GPUArray
+        return GPUArray(garray.shape, garray.dtype, gpudata=handle + offset,
+                        strides=garray.strides, base=garray)
+
+    def from_driver_array(self, arr):
+        from pycuda.gpuarray import GPUArray
+        if isinstance(arr, GPUArray):
+            return int(arr.gpudata), 0
+        return None
+
+    @property
+    def groups_hint(self) -> int:
+        return 8 * self.compute_units
+
+
+def cached_cubin(source: str, arch: str) -> bytes:
+    """The cubin of ``source`` for ``arch``, from ``config.compiledir``/gpu when
+    compiled before (keyed by the source, the arch and NVRTC's version)."""
+    from vmc.config import config
+
+    from .nvrtc import compile_cubin, version
+    key = hashlib.sha256(f"{source}\0{arch}\0{version()}".encode()).hexdigest()[:32]
+    folder = os.path.join(config.compiledir, "gpu")
+    path = os.path.join(folder, f"{key}.cubin")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        pass
+    cubin = compile_cubin(source, arch, warnings_fail=False)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(cubin)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return cubin

@@ -14,7 +14,7 @@ from .graph.traversal import clone_replace
 from .gradient import grad
 from .graph.basic import Apply, Op
 from .printing import debugprint, pydotprint
-from .tensor.basic import shared
+from .tensor.basic import SHARED_CONSTRUCTORS as _SHARED_CONSTRUCTORS, shared
 from . import thunks  # noqa: F401  (registers the CPU thunks)
 from .opt import Mode
 from . import scan  # noqa: F401  (callable: vmc.scan(fn, ...) as in Theano)
@@ -28,6 +28,17 @@ from .graph.traversal import clone_replace as clone
 from . import compile, gof, gradient, sandbox, scalar  # noqa: F401,A004
 
 dprint = debugprint
+
+
+def _device_shared(value, name=None, borrow=False, shape=None):
+    """Float shared variables live on ``config.device`` when it is a GPU."""
+    if config.device == "cpu":
+        return None
+    from vmc.gpu.shared import device_shared
+    return device_shared(value, name=name, borrow=borrow, shape=shape)
+
+
+_SHARED_CONSTRUCTORS.append(_device_shared)
 
 __version__ = "0.1.0"
 

@@ -35,6 +35,18 @@ def _bool(s: str) -> bool:
     raise ValueError(f"expected a boolean, got {s!r}")
 
 
+def parse_device(s):
+    """cpu, cuda, cuda:N, opencl or opencl:P:D."""
+    parts = str(s).strip().split(":")
+    ok = (parts[0] == "cpu" and len(parts) == 1) or \
+         (parts[0] == "cuda" and len(parts) <= 2) or \
+         (parts[0] == "opencl" and len(parts) in (1, 3))
+    if ok and all(p.isdigit() for p in parts[1:]):
+        return ":".join(parts)
+    raise ValueError(f"device must be cpu, cuda, cuda:N, opencl or opencl:P:D (OpenCL platform "
+                     f"and device indices), got {s!r}")
+
+
 def _optimizer(s):
     return None if s in (None, "None", "none", "") else s
 
@@ -42,8 +54,8 @@ def _optimizer(s):
 OPTIONS = {
     "floatX": Option("float64", "dtype of float constructors and constants",
                      allowed=("float64", "float32")),
-    "device": Option("cpu", "where shared variables live and ops run",
-                     allowed=("cpu", "cuda")),
+    "device": Option("cpu", "where shared variables live and ops run: cpu, cuda, cuda:N, "
+                     "opencl or opencl:P:D (platform, device)", parse_device),
     "optimizer": Option("fast_run", "rewrite pipeline: fast_run, fast_compile or None",
                         _optimizer, ("fast_run", "fast_compile", None)),
     "linker": Option("cvm", "VM that runs the program: cvm (Cython) or py (reference)",

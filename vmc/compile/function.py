@@ -222,9 +222,9 @@ def _linker(mode):
 
 
 def _compile(spec):
-    if config.device == "cuda":
-        from vmc.gpu import require_gpu
-        require_gpu()
+    if config.device != "cpu":
+        from vmc.gpu import get_device
+        get_device(config.device)       # GpuUnavailableError: what is missing, how to get it
     # Every node made while compiling would walk the stack to the same user
     # frame (the caller of ``function``): find it once. Compiling allocates
     # many small containers; the cyclic collector would rescan every live
@@ -241,6 +241,9 @@ def _compile_traced(spec):
     fgraph = optimized_graph(inputs, outs + [u for _, u in updates], len(outs),
                              [s for s, _ in updates], spec.mode, timings)
     t1 = time.perf_counter()
+    fgraph, updates = _place_on_device(fgraph, spec, updates)
+    timings["device placement"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
     program, node_of_pc = schedule(fgraph, spec, updates)
     timings["schedule+thunks"] = time.perf_counter() - t1
     cls = CFunction if spec.linker == "cvm" and CFunction is not None else PyFunction
@@ -249,6 +252,27 @@ def _compile_traced(spec):
     f = cls(program)
     f._setup(spec, fgraph, program, node_of_pc, timings)
     return f
+
+
+def _place_on_device(fgraph, spec, updates):
+    """The graph with its work moved to ``config.device`` (``vmc.gpu.transfer``),
+    and the updates naming the device twins of device shared variables; as it
+    was when everything runs on the CPU and no value lives on a device."""
+    import sys
+    on_device = config.device != "cpu"
+    if not on_device and "vmc.gpu.shared" not in sys.modules:
+        return fgraph, updates              # no device value can exist
+    if not on_device:
+        from vmc.gpu.shared import GpuSharedVariable
+        if not any(isinstance(v, GpuSharedVariable) for v in fgraph.variables) and not any(
+                isinstance(s, GpuSharedVariable) for s, _ in updates):
+            return fgraph, updates
+    from vmc.gpu import get_device
+    from vmc.gpu.transfer import to_device
+    borrowed = frozenset(k for k, o in enumerate(spec.outputs) if o.borrow)
+    device = get_device(config.device).name if on_device else None
+    fgraph, twins = to_device(fgraph, device, borrowed)
+    return fgraph, [(twins.get(s, s), v) for s, v in updates]
 
 
 def prepare(spec):

@@ -9,12 +9,33 @@ from vmc.thunks.registry import build_thunks as _from_registry
 
 def build_thunks(code, destroy, linker, generate_c=True):
     """``(thunk_index, thunks, node_of_pc)`` for the instructions ``code``;
-    ``generate_c``: whether builders may run the C compiler."""
+    ``generate_c``: whether builders may run the C compiler. Each node's thunk
+    comes from the registry of the device it runs on (``node_device``)."""
     items = [(pc, ins.node, destroy.get(pc, frozenset()))
              for pc, ins in enumerate(code) if ins.kind == THUNK]
-    built = _from_registry(items, "cpu", use_c=linker == "cvm", generate_c=generate_c)
+    by_device = {}
+    for it in items:
+        by_device.setdefault(node_device(it[1]), []).append(it)
+    built = {}
+    for device, mine in by_device.items():
+        built.update(_from_registry(mine, device, use_c=linker == "cvm" or device != "cpu",
+                                    generate_c=generate_c or device != "cpu"))
     thunk_index, thunks = {}, []
     for pc, _, _ in items:
         thunk_index[pc] = len(thunks)
         thunks.append(built[pc])
     return thunk_index, thunks, {pc: ins.node for pc, ins in enumerate(code)}
+
+
+def node_device(node):
+    """The thunk registry a node's thunk comes from: "cpu", or the GPU driver
+    ("cuda", "opencl") of its device-typed variables (``vmc.gpu.types``)."""
+    for v in node.outputs:
+        d = getattr(v.type, "device", None)
+        if d is not None:
+            return d.split(":")[0]
+    for v in node.inputs:
+        d = getattr(v.type, "device", None)
+        if d is not None:
+            return d.split(":")[0]
+    return "cpu"

@@ -21,18 +21,6 @@ class GpuUnavailableError(RuntimeError):
 _DEVICES: dict = {}
 
 
-def parse_device(name: str) -> str:
-    """Check a ``config.device`` value: cpu, cuda, cuda:N, opencl, opencl:P:D."""
-    parts = str(name).split(":")
-    ok = (parts[0] == "cpu" and len(parts) == 1) or \
-         (parts[0] == "cuda" and len(parts) <= 2) or \
-         (parts[0] == "opencl" and len(parts) in (1, 3))
-    if ok and all(p.isdigit() for p in parts[1:]):
-        return str(name)
-    raise ValueError(f"device must be cpu, cuda, cuda:N, opencl or opencl:P:D (platform "
-                     f"and device indices), got {name!r}")
-
-
 def _driver(name: str):
     if name.startswith("cuda"):
         from . import cuda
@@ -44,10 +32,8 @@ def _driver(name: str):
 def get_device(name: str | None = None):
     """The ``vmc.gpu._gpu.Device`` for ``name`` (default ``config.device``),
     opened once per process; GpuUnavailableError when it cannot be."""
-    if name is None:
-        from vmc.config import config
-        name = config.device
-    parse_device(name)
+    from vmc.config import config, parse_device
+    name = parse_device(config.device if name is None else name)
     if name == "cpu":
         raise ValueError("get_device: 'cpu' is not a GPU device")
     dev = _DEVICES.get(name)

@@ -180,7 +180,11 @@ cdef class EwThunk(GThunk):
         for j in range(self.nin):
             v = reg(regs, ins[j])
             if self.by_value[j]:
-                h = cnp.PyArray_FROMANY(v, self.in_type[j], 0, 0, cnp.NPY_ARRAY_CARRAY_RO)
+                h = cnp.PyArray_FROMANY(v, self.in_type[j], 0, MAXDIM,
+                                        cnp.NPY_ARRAY_CARRAY_RO)
+                if cnp.PyArray_SIZE(h) != 1:
+                    raise ValueError(f"{self.label}: input {j} must hold one value, got "
+                                     f"shape {np.shape(v)}")
                 if vmc_push(vals, cnp.PyArray_DATA(h), h.itemsize) != 0:
                     raise ValueError("too many kernel arguments")
                 continue

@@ -160,6 +160,12 @@ for _p in _PREFIX:
         globals()[_p + _plural_name] = _plural(globals()[_p + _kind])
 
 
+# Constructors ``shared`` tries first, newest first: each returns a SharedVariable
+# or None (not mine). A device backend adds one (``vmc/__init__.py`` wires vmc.gpu's:
+# float data lives on ``config.device``), so this room never imports a backend.
+SHARED_CONSTRUCTORS = []
+
+
 def shared(value, name=None, strict=False, allow_downcast=None, borrow=False, shape=None,
            broadcastable=None):
     """A shared tensor variable holding ``value`` (copied unless ``borrow``).
@@ -175,16 +181,21 @@ def shared(value, name=None, strict=False, allow_downcast=None, borrow=False, sh
     if strict and not isinstance(value, np.ndarray):
         raise TypeError(f"shared(strict=True): expected a numpy array, got "
                         f"{type(value).__name__}")
+    if broadcastable is not None:
+        ndim = np.ndim(value) if not hasattr(value, "ndim") else value.ndim
+        if shape is not None:
+            raise TypeError("shared: give shape or broadcastable, not both")
+        if len(broadcastable) != ndim:
+            raise ValueError(f"shared: broadcastable {tuple(broadcastable)} has "
+                             f"{len(broadcastable)} dims, the value {ndim}")
+        shape = tuple(1 if b else None for b in broadcastable)
+    for ctor in reversed(SHARED_CONSTRUCTORS):
+        v = ctor(value, name=name, borrow=borrow, shape=shape)
+        if v is not None:
+            return v
     arr = np.asarray(value)
     if arr.dtype == object:
         raise TypeError(f"shared: cannot hold a value of type {type(value).__name__}")
-    if broadcastable is not None:
-        if shape is not None:
-            raise TypeError("shared: give shape or broadcastable, not both")
-        if len(broadcastable) != arr.ndim:
-            raise ValueError(f"shared: broadcastable {tuple(broadcastable)} has "
-                             f"{len(broadcastable)} dims, the value {arr.ndim}")
-        shape = tuple(1 if b else None for b in broadcastable)
     if shape is None:
         shape = (None,) * arr.ndim
     return TensorSharedVariable(TensorType(arr.dtype, shape), value, name=name, borrow=borrow)

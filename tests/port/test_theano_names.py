@@ -253,3 +253,67 @@ def test_in_takes_theanos_positional_order():
     x, k = T.dscalar("x"), T.dscalar("k")
     f = theano.function([x, theano.In(k, "kay", 2.0)], x * k)
     assert f(3.0) == 6.0 and f(3.0, kay=4.0) == 12.0
+
+
+def test_nnet_softmax_of_a_vector_is_a_row_as_rnnslu_reads_it():
+    """rnnslu's step returns ``T.nnet.softmax(vector)`` and reads ``s[:, 0, :]``."""
+    x = T.dmatrix()
+    w = theano.shared(np.array([[1.0, -1.0, 0.5], [0.0, 2.0, -0.5]]))
+
+    def step(x_t):
+        return T.nnet.softmax(T.dot(x_t, w))
+
+    s, _ = theano.scan(step, sequences=x)
+    assert s.ndim == 3
+    p = s[:, 0, :]
+    xv = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    logits = xv @ w.get_value()
+    want = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(theano.function([x], p)(xv), want)
+    v = T.dvector()
+    assert T.nnet.logsoftmax(v).broadcastable == (True, False)
+    assert T.softmax(v).ndim == 1 and T.nnet.log_softmax(v).ndim == 1      # vmc's own
+
+
+def test_stack_takes_theanos_older_form():
+    a, b = T.dscalar(), T.dscalar()
+    f = theano.function([a, b], [T.stack(a, b, a), T.stack([a, b]), T.stack([T.stack([a, b])], 1)])
+    s3, s2, s21 = f(1.0, 2.0)
+    np.testing.assert_array_equal(s3, [1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(s2, [1.0, 2.0])
+    assert s21.shape == (2, 1)                 # np.stack([v], 1)
+
+
+def test_conv_ops_take_theanos_shape_hints_first():
+    """Lasagne's TransposedConv2DLayer builds the op itself:
+    ``AbstractConv2d_gradInputs(imshp, kshp, subsample=, border_mode=, filter_flip=)``."""
+    from vmc.tensor.nnet import abstract_conv
+    w, top = T.tensor4(), T.tensor4()
+    op = abstract_conv.AbstractConv2d_gradInputs(imshp=(2, 3, 7, 7), kshp=(4, 3, 3, 3),
+                                                 subsample=(2, 2), border_mode=0,
+                                                 filter_flip=False)
+    out = op(w, top, (7, 7))
+    ref = T.nnet.conv2d_grad_wrt_inputs(top, w, (2, 3, 7, 7), subsample=(2, 2),
+                                        filter_flip=False)
+    gen = np.random.default_rng(1)
+    wv, tv = gen.normal(size=(4, 3, 3, 3)), gen.normal(size=(2, 4, 3, 3))
+    got, want = theano.function([w, top], [out, ref])(wv, tv)
+    assert got.shape == (2, 3, 7, 7)
+    np.testing.assert_allclose(got, want)
+
+
+def test_updates_of_a_broadcastable_parameter_keep_it_broadcastable():
+    """Lasagne makes a one-channel conv filter broadcastable in that dim; its
+    gradient's type does not know the length: the update is checked when run."""
+    W = theano.shared(np.ones((2, 1, 3, 3)), broadcastable=(False, True, False, False))
+    x = T.tensor4()
+    cost = T.sum(T.nnet.conv2d(x, W) ** 2)
+    f = theano.function([x], cost, updates=[(W, W - 0.01 * T.grad(cost, W))])
+    f(np.ones((1, 1, 4, 4)))
+    assert W.get_value().shape == (2, 1, 3, 3) and W.broadcastable[1]
+    k = T.lscalar()
+    grow = theano.function([x, k], cost, updates=[(W, T.repeat(W, k, axis=1))])
+    grow(np.ones((1, 1, 4, 4)), 1)
+    with pytest.raises(ValueError, match="shape"):
+        grow(np.ones((1, 1, 4, 4)), 2)
+    assert W.get_value().shape == (2, 1, 3, 3)

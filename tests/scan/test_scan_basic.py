@@ -212,6 +212,30 @@ def test_other_build_errors():
         scan(lambda x_t: x_t * w, sequences=vt.matrix("m"), strict=True)
 
 
+def test_strict_allows_non_sequences_computed_from_shared_variables():
+    """Lasagne's GRU: ``strict=True`` with a non-sequence built from shared
+    variables, and a body whose input product moves out of the loop (the
+    push-out copies what it moves; strictness is judged on fn's body)."""
+    a = vmc.shared(np.array([[1.0, 0.0], [0.5, 1.0]]), name="a")
+    b = vmc.shared(np.array([[0.0, 2.0], [1.0, 0.0]]), name="b")
+    w_hid, w_in = vt.concatenate([a, b], axis=1), vt.concatenate([b, a], axis=1)
+    x = vt.matrix("x")
+
+    def step(x_t, h, *_):
+        return vt.tanh(vt.dot(h, w_hid)[:2] + vt.dot(x_t, w_in)[2:])
+
+    h, _ = scan(step, sequences=x, outputs_info=vt.zeros((2,)),
+                non_sequences=[w_hid, w_in], strict=True)
+    xv = np.array([[1.0, 2.0], [0.5, -1.0]])
+    want, hv = [], np.zeros(2)
+    wh = np.hstack([a.get_value(), b.get_value()])
+    wi = np.hstack([b.get_value(), a.get_value()])
+    for t in range(2):
+        hv = np.tanh((hv @ wh)[:2] + (xv[t] @ wi)[2:])
+        want.append(hv)
+    np.testing.assert_allclose(vmc.function([x], h)(xv), np.array(want))
+
+
 def test_step_shape_change_is_reported():
     x = vt.vector("x")
     y, _ = scan(lambda acc: vt.concatenate([acc, acc]), outputs_info=x, n_steps=2)

@@ -112,7 +112,13 @@ def as_update_value(s, new):
                         f"variable is {st} (ranks differ)")
     if hasattr(st, "shape"):
         for a, b in zip(st.shape, new.type.shape):
-            if a == 1 and b != 1:
+            if a == 1 and b not in (1, None):
                 raise TypeError(f"updates: the new value of {s!r} is {new.type}, but the "
                                 f"variable is {st}: a broadcastable dim would not stay 1")
+        if any(a == 1 and b is None for a, b in zip(st.shape, new.type.shape)):
+            # A dim of length 1 whose length the new value's type does not know
+            # (Lasagne's conv filters of one channel: their gradient's type
+            # lost it): checked when the function runs.
+            from vmc.tensor.shape import specify_like
+            new = specify_like(new, s)
     return new

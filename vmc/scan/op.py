@@ -240,6 +240,10 @@ def build_scan(seqs, recs, nits, carries, n_steps, cond=None, *, truncate_gradie
     ``push``, matrix products move out of the body (``vmc.scan.pushout``).
     With ``reverse``, the steps run from the last to the first (module doc).
     """
+    if strict_nonseqs is not None:
+        # on the body as fn wrote it: the push-outs copy what they move
+        _check_strict(seqs, recs, nits, carries, cond,
+                      list(strict_nonseqs) + [o for _, o in seqs])
     post = None
     if push and keep is None:
         from .pushout import push_out
@@ -247,18 +251,20 @@ def build_scan(seqs, recs, nits, carries, n_steps, cond=None, *, truncate_gradie
         seqs, recs, nits, carries, cond, post = push_out(seqs, recs, nits, carries, cond,
                                                           n_steps)
         labels = _relabel(labels, len(recs), old_nits, nits)
-    if strict_nonseqs is not None:
-        strict_nonseqs = list(strict_nonseqs) + [o for _, o in seqs]
     outs = _build(seqs, recs, nits, carries, n_steps, cond, truncate_gradient, name, mode,
-                  labels, strict_nonseqs, record, keep, reverse)
+                  labels, record, keep, reverse)
     return post(*outs) if post is not None else outs
 
 
+def _placeholders(seqs, recs, carries):
+    return ([s for s, _ in seqs] + [v for taps, _, _ in recs for _, v in taps]
+            + [c for c, _, _ in carries])
+
+
 def _build(seqs, recs, nits, carries, n_steps, cond, truncate_gradient, name, mode, labels,
-           strict_nonseqs, record, keep, reverse):
+           record, keep, reverse):
     from vmc.tensor.basic import constant
-    placeholders = ([s for s, _ in seqs] + [v for taps, _, _ in recs for _, v in taps]
-                    + [c for c, _, _ in carries])
+    placeholders = _placeholders(seqs, recs, carries)
     rec_outs = [o for _, _, o in recs]
     carry_outs = [o for _, _, o in carries]
     tail = carry_outs + ([cond] if cond is not None else [])
@@ -266,8 +272,6 @@ def _build(seqs, recs, nits, carries, n_steps, cond, truncate_gradient, name, mo
     hidden = _records(outs, placeholders, [c for c, _, _ in carries]) if record else []
     outs = rec_outs + list(nits) + hidden + tail
     _, boundary, _ = inner_nodes(outs, placeholders)
-    if strict_nonseqs is not None:
-        _check_strict(boundary, strict_nonseqs)
     nonseq_inner = [placeholder(b.type, b.name) for b in boundary]
     if boundary:
         memo = dict(zip(boundary, nonseq_inner))
@@ -322,7 +326,11 @@ def _records(outs, placeholders, carry_inputs):
     return hidden
 
 
-def _check_strict(boundary, allowed):
+def _check_strict(seqs, recs, nits, carries, cond, allowed):
+    """``scan(strict=True)``: the body reads no free variable but ``allowed``."""
+    outs = ([o for _, _, o in recs] + list(nits) + [o for _, _, o in carries]
+            + ([cond] if cond is not None else []))
+    _, boundary, _ = inner_nodes(outs, _placeholders(seqs, recs, carries))
     allowed = set(allowed)
     free = [v for v in graph_inputs(boundary, blockers=allowed)
             if not isinstance(v, Constant) and v not in allowed]

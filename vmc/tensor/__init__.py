@@ -20,8 +20,8 @@ from .elemwise import (DimShuffle, Elemwise, abs, add, and_, arccos, arcsin, arc
                        switch, tan, tanh, tensor_copy, true_div, true_divide, where, xor)
 from .math import (all, any, argmax, argmin, dot, logsumexp, max, mean, min, outer, prod, std,
                    sum, transpose, var)
-from .nnet import (binary_crossentropy, categorical_crossentropy, log_softmax, relu, softmax,
-                   sigmoid_binary_crossentropy)
+from .nnet import binary_crossentropy, categorical_crossentropy, relu, sigmoid_binary_crossentropy
+from .special import log_softmax, softmax
 from .shape import (alloc, concatenate, expand_dims, flatten, full, full_like, join, ones,
                     ones_like, reshape, shape, shape_i, shape_padleft, shape_padright,
                     specify_broadcastable, specify_shape, squeeze, stack, zeros, zeros_like)

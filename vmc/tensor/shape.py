@@ -423,7 +423,15 @@ def concatenate(tensors, axis=0):
 join = lambda axis, *tensors: concatenate(tensors, axis)   # noqa: E731 (Theano's order)
 
 
-def stack(tensors, axis=0):
+def stack(tensors, *more, axis=0):
+    """Join ``tensors`` (a list) along a new dim ``axis``: ``stack([a, b], 1)``.
+    Theano's older form ``stack(a, b, c)`` (tensors as arguments) works too."""
+    if isinstance(tensors, (list, tuple)):
+        if len(more) > 1:
+            raise TypeError(f"stack: expected (tensors, axis), got {1 + len(more)} arguments")
+        axis = more[0] if more else axis
+    else:
+        tensors = (tensors,) + more
     tensors = [as_tensor_variable(t) for t in tensors]
     ndim = tensors[0].type.ndim
     axis = axis % (ndim + 1)

@@ -51,12 +51,23 @@ class LogSoftmax(Op):
         return [g - exp(lsm) * vsum(g, axis=self.axis, keepdims=True)]
 
 
-def softmax(x, axis=-1):
-    return Softmax(axis)(x)
+def softmax(c, axis=None):
+    """Theano's ``nnet.softmax``: along the last axis (or ``axis``). A vector
+    gives a ``(1, n)`` row, as in Theano; ``vt.softmax`` keeps it a vector."""
+    return Softmax(-1 if axis is None else axis)(_theano_rows(c, axis))
 
 
-def log_softmax(x, axis=-1):
-    return LogSoftmax(axis)(x)
+def logsoftmax(c, axis=None):
+    """Theano's ``nnet.logsoftmax``: a vector gives a ``(1, n)`` row, as ``softmax``."""
+    return LogSoftmax(-1 if axis is None else axis)(_theano_rows(c, axis))
+
+
+def _theano_rows(c, axis):
+    c = as_tensor_variable(c)
+    if axis is None and c.type.ndim == 1:
+        from ..shape import shape_padleft
+        c = shape_padleft(c)
+    return c
 
 
 def relu(x, alpha=0):
@@ -190,5 +201,6 @@ def crossentropy_softmax(x, y):
 
 
 # Theano's names: vt.nnet.conv2d, vt.nnet.abstract_conv, vt.nnet.bn.
+from ..special import log_softmax  # noqa: E402,F401  (vmc's, any rank; Theano's: logsoftmax)
 from . import abstract_conv, bn  # noqa: E402
 from .abstract_conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights  # noqa: E402,F401

@@ -86,8 +86,11 @@ class _Conv(Op):
     """The parameters the three ops share."""
     __props__ = ("border_mode", "subsample", "filter_flip", "filter_dilation", "num_groups")
 
-    def __init__(self, border_mode="valid", subsample=(1, 1), filter_flip=True,
-                 filter_dilation=(1, 1), num_groups=1):
+    def __init__(self, imshp=None, kshp=None, border_mode="valid", subsample=(1, 1),
+                 filter_flip=True, filter_dilation=(1, 1), num_groups=1):
+        # imshp and kshp come first, as in Theano (Lasagne builds the ops
+        # itself): hints of the image and filter shapes, which the shapes of
+        # the inputs give here.
         self.border_mode = _border(border_mode)
         self.subsample = _pair(subsample, "subsample")
         self.filter_dilation = _pair(filter_dilation, "filter_dilation")
@@ -284,7 +287,8 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
         for a, b in zip(_static_shape(given, 4, what), v.type.shape):
             if a is not None and b is not None and a != b:
                 raise ValueError(f"conv2d: {what} {tuple(given)} does not match {v.type}")
-    op = AbstractConv2d(border_mode, subsample, filter_flip, filter_dilation, num_groups)
+    op = AbstractConv2d(None, None, border_mode, subsample, filter_flip, filter_dilation,
+                        num_groups)
     return op(input, filters)
 
 
@@ -306,8 +310,8 @@ def conv2d_grad_wrt_inputs(output_grad, filters, input_shape, filter_shape=None,
     hw = _spatial(input_shape, "input_shape")
     shape = as_tensor_variable(hw if all(isinstance(s, int) for s in hw)
                                else stack([as_tensor_variable(s) for s in hw]))
-    op = AbstractConv2d_gradInputs(border_mode, subsample, filter_flip, filter_dilation,
-                                   num_groups)
+    op = AbstractConv2d_gradInputs(None, None, border_mode, subsample, filter_flip,
+                                   filter_dilation, num_groups)
     return op(filters, output_grad, shape)
 
 
@@ -319,6 +323,6 @@ def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None,
     hw = _spatial(filter_shape, "filter_shape")
     shape = as_tensor_variable(hw if all(isinstance(s, int) for s in hw)
                                else stack([as_tensor_variable(s) for s in hw]))
-    op = AbstractConv2d_gradWeights(border_mode, subsample, filter_flip, filter_dilation,
-                                    num_groups)
+    op = AbstractConv2d_gradWeights(None, None, border_mode, subsample, filter_flip,
+                                    filter_dilation, num_groups)
     return op(input, output_grad, shape)

@@ -21,9 +21,12 @@ from vmc.thunks.perform import perform_thunk
 NOT_OP_MODULES = {"vmc.__main__", "vmc.demo", "vmc.thunks.cgen._stock_kernels"}
 # Ops without a gradient, on purpose: each is made after gradients are taken
 # (by a rewrite or the scheduler) or has no meaningful derivative.
-NO_PULLBACK = {"CheckUpdates", "FromFunctionOp"}     # as_op: no gradient, as in Theano
+NO_PULLBACK = {"CheckUpdates", "FromFunctionOp",     # as_op: no gradient, as in Theano
+               "CollectiveStart", "CollectiveWait",   # the scheduler splits a collective
+               "Collective"}                          # (their base: no computation)
 # Ops without a shape rule, on purpose.
 NO_SHAPE_RULE = {"CheckUpdates",      # no outputs
+                 "CollectiveStart",   # its output is a ticket, not a tensor
                  "OpFromGraph"}       # Shape_i of its output runs it
 # device -> the op classes that must have a thunk there (None: all of them).
 MUST_RUN = {"cpu": None}

@@ -322,6 +322,7 @@ def schedule(fgraph, spec, update_pairs):
     """Order, frees, in-place decisions and thunks of an optimized graph: a
     ``(Program, {pc: node})``."""
     n_out = fgraph.n_user_outputs
+    sch.split_async(fgraph)
     order = fgraph.toposort()
     roots = sch.alias_roots(order, [v for v in fgraph.variables if v.owner is None])
     # What the user gets back is the user's own: later in-place updates, the

@@ -8,7 +8,12 @@
    still runs at most once per call. Work two branches may both need in one
    call (branches of sibling ifelses) runs once, before both.
 2. **Order.** Topological inside each block; shared-variable updates that can
-   overwrite the old value go last, after everything that can fail.
+   overwrite the old value go last, after everything that can fail. An op
+   may ask for a place (``placement``): "asap" right after its inputs are
+   made, "alap" just before its first reader. Ops that run as a
+   non-blocking start and a wait (collectives) are first split into two
+   nodes by their own hook (``split_async``), whose start is "asap" and whose
+   wait is "alap": what runs between them overlaps the communication.
 3. **Frees.** A register is released after its last reader in program order;
    a jump over a block releases what that block would have.
 4. **In-place.** An input whose buffer dies at a node, and that nothing else
@@ -150,6 +155,8 @@ def linearize(order, outputs, late=(), precheck=None, reorder=None):
             if block is None:
                 block = by_ctx[ctx] = []
             block.append(node)
+    for ctx, nodes in by_ctx.items():
+        by_ctx[ctx] = _placed(nodes, ctx, by_ctx)
     code, labels = [], {}
     _emit_block(ROOT, by_ctx, code, labels)
     if reorder is not None:
@@ -159,6 +166,75 @@ def linearize(order, outputs, late=(), precheck=None, reorder=None):
     for node in late:
         code.append(_thunk_instr(node, labels))
     return code, late
+
+
+def split_async(fgraph):
+    """Replace the nodes whose op class has a ``split_start_wait(nodes, block_of)``
+    hook by what the hook returns (pairs of old and new variables): a start node
+    and a wait node each, the start reading the inputs and the wait reading the
+    start's ticket and the inputs again, so that the inputs' buffers stay alive
+    and unwritten (no frees, no in-place) until the wait. The hook gets all
+    nodes of its ops at once, in topological order, and ``block_of(node)`` (the
+    lazy block a node runs in) so that it never ties nodes of two blocks together
+    (to share a message, say). Returns whether anything was split."""
+    order = fgraph.toposort()
+    groups = {}
+    for node in order:
+        hook = getattr(type(node.op), "split_start_wait", None)
+        if hook is not None:
+            groups.setdefault(hook, []).append(node)
+    if not groups:
+        return False
+    ctx_of = _contexts(order, list(fgraph.outputs))
+    for hook, nodes in groups.items():
+        fgraph.replace_all(hook(nodes, ctx_of.get), reason="split_async")
+    return True
+
+
+def _placed(nodes, ctx, by_ctx):
+    """One block's nodes (topological) with each "asap" node moved up to just after
+    the last producer of its inputs in the block, and each "alap" node down to just
+    before the first entry that reads its outputs (an ifelse entry reads what its
+    branches read). Still topological: an asap node's key is above its producers'
+    keys, an alap node's below its readers' places."""
+    if not any(getattr(n.op, "placement", None) for n in nodes):
+        return nodes
+    made = {o: n for n in nodes for o in n.outputs}
+    first_reader = {}
+    for i, n in enumerate(nodes):
+        for v in _block_reads(n, ctx, by_ctx):
+            p = made.get(v)
+            if p is not None and p not in first_reader:
+                first_reader[p] = i
+    key = {}
+    for i, n in enumerate(nodes):
+        how = getattr(n.op, "placement", None)
+        if how == "alap":
+            key[n] = (first_reader.get(n, len(nodes)) - 0.5, 0)
+        elif how == "asap":
+            base = max((key[made[v]] for v in n.inputs if v in made), default=(-1, 0))
+            key[n] = (base[0], base[1] + 1)
+        else:
+            key[n] = (i, 0)
+    pos = {n: i for i, n in enumerate(nodes)}
+    return sorted(nodes, key=lambda n: (key[n], pos[n]))
+
+
+def _block_reads(node, ctx, by_ctx):
+    """The variables the entry of ``node`` in block ``ctx`` reads: its inputs, and
+    for an ifelse what every node of its branches (nested ones too) reads."""
+    if not isinstance(node.op, IfElse):
+        return node.inputs
+    reads, stack = list(node.inputs), [(node, ctx)]
+    while stack:
+        n, c = stack.pop()
+        for side in ("then", "else"):
+            inner = c + ((n, side),)
+            for m in by_ctx.get(inner, ()):
+                reads.extend(m.inputs)
+                if isinstance(m.op, IfElse):
+                    stack.append((m, inner))
+    return reads
 
 
 def cache_order(code, late):

@@ -33,7 +33,10 @@ cdef class Device:
     cdef readonly size_t max_alloc    # the largest single allocation
     cdef public object keep           # driver objects that own context and queue
     cdef public list capture          # allocations made while a graph is captured
-    cdef public object profiler       # a _gthunks.EventLog while profiling, else None
+    cdef public object profiler       # an EventLog while profiling, else None
+    cdef public object err_buf        # int64 flags kernels set on bad input (lazily made)
+    cdef public list err_labels       # what each flag slot reports
+    cdef public bint err_pending      # a flagging kernel ran since the last check
     cdef int activate(self) except -1
     cdef Allocation alloc(self, size_t nbytes)
     cdef uint64_t _new_block(self, size_t b, size_t nbytes) except? 0

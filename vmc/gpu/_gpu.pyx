@@ -91,6 +91,7 @@ cdef extern from "_gpu_api.h":
 
 
 CUDA_KIND, OPENCL_KIND = CUDA, OPENCL
+ERR_SLOTS = 256
 
 
 class GpuMemoryError(MemoryError):
@@ -177,6 +178,7 @@ cdef class Device:
         self.total_mem, self.max_alloc = total_mem, max_alloc
         self.pool, self.in_use, self.cached = {}, 0, 0
         self.keep, self.capture, self.profiler = keep, None, None
+        self.err_buf, self.err_labels, self.err_pending = None, [], False
 
     def new_cuda_stream(self):
         """A new non-blocking CUDA stream in the current context (its handle)."""
@@ -187,6 +189,11 @@ cdef class Device:
 
     def set_cuda_stream(self, size_t stream):
         self.stream = <void *>stream
+
+    @property
+    def stream_handle(self):
+        """The CUstream / cl_command_queue everything of this device is queued on."""
+        return <size_t>self.stream
 
     cdef int activate(self) except -1:
         """Make the device's CUDA context current on this thread (a no-op when it is)."""
@@ -311,7 +318,41 @@ cdef class Device:
                 rc = CL.EnqueueReadBuffer(self.stream, <void *><size_t>src, 1, off, n, dst,
                                           0, NULL, NULL)
             cl_check(rc, "clEnqueueReadBuffer")
+        if self.err_pending:
+            self.check_errors()
         return 0
+
+    # -- errors found on the device ----------------------------------------------
+    def error_slot(self, str label):
+        """A flag slot for a kernel to set on bad input (an index out of range);
+        ``label`` (formatted with ``value``: what the kernel wrote) says what went
+        wrong. Kernels take (flags buffer, offset, slot)."""
+        self.error_buffer()
+        self.err_labels.append(label)
+        return (len(self.err_labels) - 1) % ERR_SLOTS
+
+    def error_buffer(self):
+        """The int64 flags kernels set on bad input (made on first use)."""
+        if self.err_buf is None:
+            self.err_buf = gpu_zeros(self, (ERR_SLOTS,), np.int64)
+        return self.err_buf
+
+    def check_errors(self):
+        """Raise the error a kernel flagged since the last check (IndexError),
+        clearing the flags: device errors surface at the next read to the host,
+        before any later work (updates included) is trusted."""
+        if not self.err_pending or self.err_buf is None:
+            return
+        self.err_pending = False
+        flags = self.err_buf.get()
+        bad = np.flatnonzero(flags)
+        if bad.size:
+            k = int(bad[0])
+            self.zero((<GpuArray>self.err_buf).mem.handle, 0, ERR_SLOTS * 8)
+            labels = [lab for i, lab in enumerate(self.err_labels) if i % ERR_SLOTS == k]
+            what = labels[len(labels) - 1] if labels else "a kernel flagged bad input ({value})"
+            raise IndexError(what.format(value=int(flags[k])) + " (found on " +
+                             f"{self.name}, reported at the next read from it)")
 
     cdef int dtod(self, uint64_t dst, size_t doff, uint64_t src, size_t soff,
                   size_t n) except -1:
@@ -383,18 +424,20 @@ cdef class Device:
         self.sync()
 
     # -- what the drivers use to build kernels ---------------------------------
-    def load_cuda_module(self, bytes cubin, names, size_t local):
-        """The kernels ``names`` of a cubin, loaded into this device's context."""
+    def load_cuda_module(self, bytes cubin):
+        """Load a cubin into this device's context; its CUmodule handle."""
         cdef void *mod = NULL
-        cdef void *fn = NULL
         self.activate()
         cu_check(CU.ModuleLoadData(&mod, PyBytes_AS_STRING(cubin)), "cuModuleLoadData")
-        out = []
-        for name in names:
-            cu_check(CU.ModuleGetFunction(&fn, mod, name.encode()),
-                     f"cuModuleGetFunction({name})")
-            out.append(make_kernel(self, <size_t>fn, name, local, None))
-        return out
+        return <size_t>mod
+
+    def cuda_kernel(self, size_t module, str name, size_t local):
+        """The kernel ``name`` of a loaded module."""
+        cdef void *fn = NULL
+        self.activate()
+        cu_check(CU.ModuleGetFunction(&fn, <void *>module, name.encode()),
+                 f"cuModuleGetFunction({name})")
+        return make_kernel(self, <size_t>fn, name, local, None)
 
     def __repr__(self):
         return f"<vmc.gpu.Device {self.name}: {self.description}>"

@@ -23,29 +23,8 @@ import numpy as np
 
 cnp.import_array()
 
-cdef extern from "Python.h":
-    void _incref "Py_INCREF"(PyObject *o) noexcept
-    void _xdecref "Py_XDECREF"(PyObject *o) noexcept
-
-cdef enum:
-    MAXOPS = 48        # inputs + outputs of one fused group
-
-
-cdef inline object reg(PyObject **regs, int r):
-    return <object>regs[r] if regs[r] != NULL else None
-
-
-cdef inline void store(PyObject **regs, int r, object value) noexcept:
-    cdef PyObject *old = regs[r]
-    _incref(<PyObject *>value)
-    regs[r] = <PyObject *>value
-    _xdecref(old)
-
-
 cdef class GThunk:
     """Base of the GPU C thunks: ``run`` does the work; ``label`` names it."""
-    cdef public str label
-    cdef public object profile_key
 
     cdef int run(self, PyObject **regs, const int *ins, const int *outs) except -1:
         raise NotImplementedError
@@ -99,18 +78,6 @@ def call_python(GThunk t, inputs, int n_out):
 # -- fused elementwise groups ---------------------------------------------------------
 cdef class EwThunk(GThunk):
     """One fused group (a ``KernelSpec`` and which inputs come by value)."""
-    cdef Device dev
-    cdef Kernel kc, ks, krt, krg, krc
-    cdef int nin, nout, nd, reduce
-    cdef int in_type[MAXOPS]
-    cdef int by_value[MAXOPS]
-    cdef int out_type[MAXOPS]
-    cdef int inplace[MAXOPS]
-    cdef int out_size[MAXOPS]
-    cdef char bcast[MAXOPS][MAXDIM]
-    cdef char raxis[MAXDIM]
-    cdef size_t groups_hint
-    cdef object op_name
 
     def __init__(self, Device dev, spec, by_value, dict kernels, str k, size_t groups_hint,
                  str label):

@@ -109,16 +109,25 @@ def _out_params(spec) -> list:
             for q, (_, dt) in enumerate(spec.outputs)]
 
 
+def used_inputs(spec) -> set:
+    """The inputs the body or the outputs read (an input may only set the loop's
+    shape: the destination of an assignment)."""
+    used = {a for _, _, args, _ in spec.body for a in args} | {n for n, _ in spec.outputs}
+    return {j for j in range(len(spec.inputs)) if f"i{j}" in used}
+
+
 def _loads(spec, by_value, index: str, ind: str) -> str:
+    used = used_inputs(spec)
     return "".join(f"{ind}const {ctype(dt)} a{j} = "
                    + (f"v{j};\n" if by_value[j] else f"P{j}[{index.format(j=j)}];\n")
-                   for j, (dt, _) in enumerate(spec.inputs))
+                   for j, (dt, _) in enumerate(spec.inputs) if j in used)
 
 
 def _unravel(spec, by_value, dims: list, strides: str, var: str, base: str, ind: str) -> str:
     """Offsets ``p{j}`` of linear index ``var`` over ``dims`` (outermost first),
     strides named ``strides.format(j, d)``; ``base`` the starting offset."""
-    live = [j for j in range(len(spec.inputs)) if not by_value[j]]
+    used = used_inputs(spec)
+    live = [j for j in range(len(spec.inputs)) if not by_value[j] and j in used]
     src = "".join(f"{ind}vmc_long p{j} = {base.format(j=j)};\n" for j in live)
     if not dims or not live:
         return src
@@ -200,7 +209,8 @@ def reduce_source(k: str, spec, by_value) -> str:
         return s + f"{ind}}}\n"
 
     def bases(var, ind):
-        live = [j for j in range(len(spec.inputs)) if not by_value[j]]
+        used = used_inputs(spec)
+        live = [j for j in range(len(spec.inputs)) if not by_value[j] and j in used]
         s = _unravel(spec, by_value, kd, "sk{j}_{d}", var, "o{j}", ind)
         return s + "".join(f"{ind}const vmc_long b{j} = p{j};\n" for j in live)
 

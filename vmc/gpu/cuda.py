@@ -85,15 +85,24 @@ class CudaState:
         self.drv, self.cudev, self.ctx, self.arch = drv, cudev, ctx, arch
         self.compute_units = cudev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
         self.max_local = 1024
+        self._cublas = None
 
-    def compile(self, dev, source: str, kernels: dict):
-        """``{name: Kernel}`` for ``kernels`` (name -> block size) of ``source``:
-        NVRTC to a cubin for this device (cached on disk), loaded here."""
-        cubin = cached_cubin(source, self.arch)
-        out = {}
-        for name, local in kernels.items():
-            out[name] = dev.load_cuda_module(cubin, [name], min(local, self.max_local))[0]
-        return out
+    def cublas(self, dev):
+        """The device's cuBLAS handle (made once, on its stream, with a 32 MiB
+        workspace of vmc's own: a captured CUDA graph may not allocate)."""
+        if self._cublas is None:
+            from ._gblas import cublas_handle, load_cublas
+            from ._gpu import gpu_empty
+            lib = load_cublas()
+            self._workspace = gpu_empty(dev, (32 << 20,), "uint8")
+            self._cublas = cublas_handle(lib, dev.stream_handle, self._workspace)
+        return self._cublas
+
+    def compile(self, dev, source: str):
+        """A module of ``source``: NVRTC to a cubin for this device (cached on
+        disk), loaded here; ``kernel(name, local)`` of the result gives a Kernel."""
+        return _CudaModule(dev, dev.load_cuda_module(cached_cubin(source, self.arch)),
+                           self.max_local)
 
     def driver_array(self, garray, handle, offset):
         """A pycuda GPUArray over a GpuArray's memory (``base`` holds the GpuArray)."""
@@ -110,6 +119,14 @@ class CudaState:
     @property
     def groups_hint(self) -> int:
         return 8 * self.compute_units
+
+
+class _CudaModule:
+    def __init__(self, dev, handle, max_local):
+        self.dev, self.handle, self.max_local = dev, handle, max_local
+
+    def kernel(self, name, local):
+        return self.dev.cuda_kernel(self.handle, name, min(local, self.max_local))
 
 
 def cached_cubin(source: str, arch: str) -> bytes:

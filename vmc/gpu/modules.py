@@ -13,7 +13,8 @@ import hashlib
 from .codegen import preamble
 
 SOURCES: dict = {}          # sha256 -> full source, in the order first built
-_BUILT: dict = {}           # (device name, sha256) -> {kernel name: Kernel}
+_BUILT: dict = {}           # (device name, sha256) -> the driver's compiled module
+_KERNELS: dict = {}         # (device name, sha256, kernel name, local) -> Kernel
 
 
 def full_source(body: str) -> str:
@@ -25,9 +26,15 @@ def build(dev, body: str, kernels: dict) -> dict:
     source = full_source(body)
     digest = hashlib.sha256(source.encode()).hexdigest()
     key = (dev.name, digest)
-    got = _BUILT.get(key)
-    if got is None:
-        got = dev.keep.compile(dev, source, kernels)
-        _BUILT[key] = got
+    module = _BUILT.get(key)
+    if module is None:
+        module = dev.keep.compile(dev, source)
+        _BUILT[key] = module
         SOURCES.setdefault(digest, source)
-    return got
+    out = {}
+    for name, local in kernels.items():
+        k = _KERNELS.get(key + (name, local))
+        if k is None:
+            k = _KERNELS[key + (name, local)] = module.kernel(name, local)
+        out[name] = k
+    return out

@@ -85,19 +85,15 @@ class OpenCLState:
         self.max_local = int(cldev.max_work_group_size)
         self.compute_units = int(cldev.max_compute_units)
 
-    def compile(self, dev, source: str, kernels: dict):
-        """``{name: Kernel}`` for ``kernels`` (name -> work-group size) of ``source``."""
+    def compile(self, dev, source: str):
+        """A program of ``source``; ``kernel(name, local)`` of it gives a Kernel."""
         cl = self.cl
         try:
             prg = cl.Program(self.ctx, source).build(options=["-cl-std=CL1.2"])
         except cl.RuntimeError as e:
             raise RuntimeError(f"OpenCL could not compile a vmc kernel module:\n{e}\n"
                                f"--- source ---\n{_numbered(source)}") from None
-        out = {}
-        for name, local in kernels.items():
-            k = cl.Kernel(prg, name)
-            out[name] = make_kernel(dev, k.int_ptr, name, min(local, self.max_local), k)
-        return out
+        return _ClProgram(self, dev, prg)
 
     def driver_array(self, garray, handle, offset):
         """A pyopencl Array over a GpuArray's memory; it holds the GpuArray."""
@@ -118,6 +114,15 @@ class OpenCLState:
     @property
     def groups_hint(self) -> int:
         return 4 * self.compute_units
+
+
+class _ClProgram:
+    def __init__(self, state, dev, prg):
+        self.state, self.dev, self.prg = state, dev, prg
+
+    def kernel(self, name, local):
+        k = self.state.cl.Kernel(self.prg, name)
+        return make_kernel(self.dev, k.int_ptr, name, min(local, self.state.max_local), k)
 
 
 def _numbered(source: str) -> str:

@@ -11,8 +11,9 @@ factory in the thunk registry (``vmc.thunks.registry``) of each GPU driver
 - ``either_inputs(node)``: input positions read wherever the value already is
   (a 0-d value a kernel takes by value from the host, or reads on the device);
 - ``host_outputs(node)``: output positions made on the host (a shape);
-- ``follows``: a view (DimShuffle, SpecifyShape) runs where its input is, so
-  a host scalar broadcast for a kernel stays a host value.
+- ``follows(node)``: a view of one element (DimShuffle, SpecifyShape) runs
+  where its input is, so a host scalar broadcast for a kernel stays a host
+  value.
 
 The transfer pass (``vmc.gpu.transfer``) asks ``placement(node)``; a node it
 cannot place runs on the CPU with transfers around it.
@@ -36,14 +37,14 @@ class Rule:
     host_inputs: object = None      # node -> set of input positions
     host_outputs: object = None     # node -> set of output positions
     either_inputs: object = None    # node -> set of input positions
-    follows: bool = False           # runs on the host when input 0 is there
+    follows: object = None          # node -> bool: runs on the host when input 0 is there
 
 
 RULES: dict = {}
 
 
 def gpu_thunk(*op_classes, kind="py", supports=None, host_inputs=None, host_outputs=None,
-              either_inputs=None, follows=False, also_cpu=False):
+              either_inputs=None, follows=None, also_cpu=False):
     """Decorator: ``factory(node, destroyable)`` runs ``op_classes`` on every GPU
     driver (``kind`` "py" or "c" as in the registry); ``also_cpu`` registers it
     on the CPU too (the transfers, whose thunks work wherever they run)."""
@@ -67,7 +68,7 @@ def gpu_batch(*op_classes, supports=None, host_inputs=None, host_outputs=None,
     return deco
 
 
-def _rule(op_classes, supports, host_inputs, host_outputs, either_inputs, follows=False):
+def _rule(op_classes, supports, host_inputs, host_outputs, either_inputs, follows=None):
     for cls in op_classes:
         old = RULES.get(cls, Rule())
         RULES[cls] = Rule(supports or old.supports, host_inputs or old.host_inputs,
@@ -92,7 +93,7 @@ def placement(node, on_host=lambda v: False):
     positions)`` when ``node`` can run on a device, else None. ``on_host(v)``:
     whether a value is on the host (for the views that follow their input)."""
     rule = rule_of(type(node.op))
-    if rule is None or (rule.follows and on_host(node.inputs[0])):
+    if rule is None or (rule.follows and rule.follows(node) and on_host(node.inputs[0])):
         return None
     if rule.supports is not None and not rule.supports(node):
         return None

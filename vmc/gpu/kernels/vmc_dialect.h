@@ -151,4 +151,40 @@ VMC_DEVFN float vmc_sigmoidf(float x) {
 VMC_DEVFN double vmc_softplus(double x) { return (x >= 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
 VMC_DEVFN float vmc_softplusf(float x) { return (x >= 0 ? x : 0.0f) + log1pf(expf(-fabsf(x))); }
 
+/* ------------------------------------------------------------ atomic adds */
+/* VMC_ATOMIC_ADD_<f32|f64|i32|i64>(pointer, value): repeated indices of an
+ * inc_subtensor add up. OpenCL 1.2 has no float atomics: a compare-and-swap
+ * loop on the bits (64-bit: cl_khr_int64_base_atomics). */
+#ifdef __OPENCL_VERSION__
+#pragma OPENCL EXTENSION cl_khr_int64_base_atomics : enable
+VMC_DEVFN void vmc_atomic_add_f32(volatile GLOBAL_MEM float *p, float v) {
+    uint o = as_uint(*p);
+    for (;;) {
+        const uint seen = atomic_cmpxchg((volatile GLOBAL_MEM uint *)p, o,
+                                         as_uint(as_float(o) + v));
+        if (seen == o) break;
+        o = seen;
+    }
+}
+VMC_DEVFN void vmc_atomic_add_f64(volatile GLOBAL_MEM double *p, double v) {
+    ulong o = as_ulong(*p);
+    for (;;) {
+        const ulong seen = atom_cmpxchg((volatile GLOBAL_MEM ulong *)p, o,
+                                        as_ulong(as_double(o) + v));
+        if (seen == o) break;
+        o = seen;
+    }
+}
+#define VMC_ATOMIC_ADD_f32(p, v) vmc_atomic_add_f32((p), (v))
+#define VMC_ATOMIC_ADD_f64(p, v) vmc_atomic_add_f64((p), (v))
+#define VMC_ATOMIC_ADD_i32(p, v) atomic_add((volatile GLOBAL_MEM int *)(p), (v))
+#define VMC_ATOMIC_ADD_i64(p, v) atom_add((volatile GLOBAL_MEM long *)(p), (v))
+#else
+#define VMC_ATOMIC_ADD_f32(p, v) atomicAdd((p), (v))
+#define VMC_ATOMIC_ADD_f64(p, v) atomicAdd((p), (v))
+#define VMC_ATOMIC_ADD_i32(p, v) atomicAdd((p), (v))
+#define VMC_ATOMIC_ADD_i64(p, v) \
+    atomicAdd((unsigned long long *)(p), (unsigned long long)(v))
+#endif
+
 #endif /* VMC_DIALECT_H */

@@ -60,7 +60,7 @@ def shape_thunk(node, destroyable):
     return lambda x: np.array(x.shape, dtype=np.int64)
 
 
-@gpu_thunk(SpecifyShape, follows=True)
+@gpu_thunk(SpecifyShape, follows=lambda node: all(s == 1 for s in node.inputs[0].type.shape))
 def specify_shape_thunk(node, destroyable):
     shape = node.op.shape
 
@@ -71,7 +71,7 @@ def specify_shape_thunk(node, destroyable):
     return thunk
 
 
-@gpu_thunk(DimShuffle, follows=True)
+@gpu_thunk(DimShuffle, follows=lambda node: all(s == 1 for s in node.inputs[0].type.shape))
 def dimshuffle_thunk(node, destroyable):
     order = node.op.new_order
     kept = set(d for d in order if d != "x")

@@ -1,0 +1,48 @@
+"""Gemm, Gemv, Ger and Dot of float32/float64 on the device (``_gblas.MatmulThunk``:
+cuBLAS on CUDA, the dialect's tiled GEMM on OpenCL). alpha and beta are read on
+the host (they are constants in every graph the rewrites make)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmc.config import config
+from vmc.tensor.blas_ops import BLAS_DTYPES, Gemm, Gemv, Ger
+from vmc.tensor.math import Dot
+
+from .. import modules
+from .._gblas import MODES, MatmulThunk
+from .._gpu import CUDA_KIND
+from .._gthunks import as_cthunk
+from ..codegen import KERNEL_DIR
+from ..placement import gpu_thunk
+from .basic import device_of_node
+
+_MODE = {Gemm: MODES["gemm"], Gemv: MODES["gemv"], Ger: MODES["ger"], Dot: MODES["dot"]}
+_SUFFIX = {"float32": "f32", "float64": "f64"}
+
+
+def _supported(node):
+    dtypes = {v.type.dtype for v in node.inputs if v.type.ndim} | {node.outputs[0].type.dtype}
+    return len(dtypes) == 1 and dtypes <= set(BLAS_DTYPES)
+
+
+def _alpha_beta(node):
+    return {k for k, v in enumerate(node.inputs) if v.type.ndim == 0}
+
+
+@gpu_thunk(Gemm, Gemv, Ger, Dot, kind="c", supports=_supported, host_inputs=_alpha_beta)
+def matmul_thunk(node, destroyable):
+    dev = device_of_node(node)
+    dtype = node.outputs[0].type.dtype
+    op = node.op
+    mode = next(m for cls, m in _MODE.items() if isinstance(op, cls))
+    kernel, blas = None, 0
+    if dev.kind == CUDA_KIND:
+        blas = dev.keep.cublas(dev)
+    else:
+        name = f"vmc_gemm_{_SUFFIX[dtype]}"
+        kernel = modules.build(dev, (KERNEL_DIR / "gemm.h").read_text(), {name: 256})[name]
+    nd = [v.type.ndim for v in node.inputs]
+    t = MatmulThunk(dev, mode, dtype, 0 in destroyable and mode != MODES["dot"], kernel, blas,
+                    bool(config.gpu_tf32), str(op), nd[0], nd[1] if len(nd) > 1 else 2)
+    return as_cthunk(t)

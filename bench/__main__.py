@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--only A,C] [--json results.json] [--md PATH] [--threads N]``.
 
-Runs the benchmark groups A..I, each in a child process (single thread, pinned to one core),
+Runs the benchmark groups A..J, each in a child process (single thread, pinned to one core),
 prints one table per group, and writes ``bench/RESULTS.md`` after a full run.
 """
 # The thread environment must be in place before numpy, BLAS or any peer is imported, here and
@@ -142,7 +142,7 @@ def run_groups(args, timeout: float, slots: list) -> dict:
     if len(slots) == 1:
         return {g: one(g) for g in args.groups}
     # the longest groups first, so that parallel runs end together
-    order = sorted(args.groups, key=lambda g: "EDCIBFAGH".index(g))
+    order = sorted(args.groups, key=lambda g: "JEDCIBFAGH".index(g))
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         futures = {g: pool.submit(one, g) for g in order}
         return {g: futures[g].result() for g in args.groups}

@@ -40,6 +40,16 @@ def mpiexec_argv(n: int) -> list:
     return argv
 
 
+def all_cpus():
+    """In a child before exec: lift a one-CPU pinning (the bench pins each group's
+    process to one CPU; two ranks need two)."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        except OSError:
+            pass
+
+
 def run(n: int, args: list, timeout: float, env: dict | None = None):
     """Run ``python args...`` on ``n`` ranks; a ``subprocess.CompletedProcess``.
     ``subprocess.TimeoutExpired`` when it outlives ``timeout`` (a hang): the whole
@@ -50,7 +60,7 @@ def run(n: int, args: list, timeout: float, env: dict | None = None):
     full_env.update(env or {})
     proc = subprocess.Popen(mpiexec_argv(n) + [sys.executable] + list(args),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env, start_new_session=True)
+                            env=full_env, start_new_session=True, preexec_fn=all_cpus)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -1,6 +1,6 @@
 """Running benchmark groups in child processes.
 
-Every group (A..I) runs in its own ``python -m bench._child`` process, with the single-thread
+Every group (A..J) runs in its own ``python -m bench._child`` process, with the single-thread
 environment set and pinned to one core. The child writes one JSON line per event to a file:
 ``start`` before an impl is built and checked, ``sample`` before each calibration and timing
 sample of an impl while the impls of its case are timed together (``harness.run_case``),
@@ -39,6 +39,7 @@ GROUPS = {
     "G": "bench.bench_g_dispatch",
     "H": "bench.bench_h_gpu",
     "I": "bench.bench_i_conv",
+    "J": "bench.bench_j_mpi",
 }
 
 SEP = "\x1f"

@@ -177,14 +177,14 @@ def split_async(fgraph):
     nodes of its ops at once, in topological order, and ``block_of(node)`` (the
     lazy block a node runs in) so that it never ties nodes of two blocks together
     (to share a message, say). Returns whether anything was split."""
+    if not any(hasattr(type(n.op), "split_start_wait") for n in fgraph.apply_nodes):
+        return False            # (the usual case: no second walk of the graph)
     order = fgraph.toposort()
     groups = {}
     for node in order:
         hook = getattr(type(node.op), "split_start_wait", None)
         if hook is not None:
             groups.setdefault(hook, []).append(node)
-    if not groups:
-        return False
     ctx_of = _contexts(order, list(fgraph.outputs))
     for hook, nodes in groups.items():
         fgraph.replace_all(hook(nodes, ctx_of.get), reason="split_async")

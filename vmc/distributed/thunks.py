@@ -20,6 +20,8 @@ blocking, through the same start and wait.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from vmc.thunks.registry import register
 
@@ -74,7 +76,12 @@ class Message:
         if not self.sent:
             self.send_packed()
         if not self.done:
-            self.request.Wait()
+            # Test and yield rather than MPI's busy-polling Wait: on a machine with
+            # more runnable processes than cores, the rank this one waits for may
+            # need this core to get there.
+            request, test, yield_ = self.request, self.request.Test, os.sched_yield
+            while not test():
+                yield_()
             self.done = True
             if isinstance(self.coll, Allreduce) and self.coll.op == "mean":
                 np.divide(self.recv, self.comm.Get_size(), out=self.recv)

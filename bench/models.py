@@ -91,19 +91,20 @@ def mlp_data(sizes: list, batch: int, dtype: str, seed: int = 0) -> SimpleNamesp
     return SimpleNamespace(params=params, X=X, y=y, lr=0.1, dtype=dtype)
 
 
-def numpy_mlp_step(params: list, X, y, lr: float):
-    """One SGD step in place, forward and backward by hand; returns the loss before it."""
+def numpy_mlp_step(params: list, X, y, lr: float, xp=np):
+    """One SGD step in place, forward and backward by hand; returns the loss before it.
+    ``xp``: the array module (numpy; CuPy for the GPU peer of bench H)."""
     n, n_layers = X.shape[0], len(params) // 2
     hs, h = [X], X
     for i in range(n_layers - 1):
-        h = np.tanh(h @ params[2 * i] + params[2 * i + 1])
+        h = xp.tanh(h @ params[2 * i] + params[2 * i + 1])
         hs.append(h)
     logits = h @ params[-2] + params[-1]
     m = logits.max(axis=1, keepdims=True)
-    e = np.exp(logits - m)
+    e = xp.exp(logits - m)
     s = e.sum(axis=1, keepdims=True)
-    rows = np.arange(n)
-    loss = -(logits[rows, y] - m[:, 0] - np.log(s[:, 0])).mean()
+    rows = xp.arange(n)
+    loss = -(logits[rows, y] - m[:, 0] - xp.log(s[:, 0])).mean()
     d = e / s
     d[rows, y] -= 1
     d /= n

@@ -75,5 +75,6 @@ def nvrtc_compiles_every_module():
         warnings.warn(f"NVRTC check of the GPU kernels skipped: {e}")
         return
     for digest, source in todo:
-        nvrtc.compile_cubin(source, "sm_90")       # NvrtcError on an error or a warning
+        if nvrtc.COMPILED.get((digest, "sm_90")) is not False:   # not already, cleanly
+            nvrtc.compile_cubin(source, "sm_90")    # NvrtcError on an error or a warning
         _checked.add(digest)

@@ -58,14 +58,18 @@ cdef enum:
 MODES = {"gemm": GEMM, "gemv": GEMV, "ger": GER, "dot": DOT}
 
 
-def load_cublas():
-    """The cuBLAS entry points (once); RuntimeError naming what is missing."""
+_LIB = []
+
+
+def load_cublas(candidates=()):
+    """The cuBLAS library handle (loaded once from the first of ``candidates``, paths
+    or names, that loads); RuntimeError naming what is missing."""
     global _sgemm, _dgemm, _set_math
     cdef void *h = NULL
-    if _sgemm != NULL:
-        return
-    for name in (b"libcublas.so.13", b"libcublas.so.12", b"libcublas.so.11", b"libcublas.so"):
-        h = dlopen(name, RTLD_NOW | RTLD_GLOBAL)
+    if _LIB:
+        return _LIB[0]
+    for name in list(candidates) + ["libcublas.so.13", "libcublas.so.12", "libcublas.so"]:
+        h = dlopen(name.encode(), RTLD_NOW | RTLD_GLOBAL)
         if h != NULL:
             break
     if h == NULL:
@@ -76,6 +80,7 @@ def load_cublas():
     _set_math = <set_math_t>dlsym(h, "cublasSetMathMode")
     if _sgemm == NULL or _dgemm == NULL or _set_math == NULL:
         raise RuntimeError("libcublas lacks cublasSgemm_v2/cublasDgemm_v2/cublasSetMathMode")
+    _LIB.append(<size_t>h)
     return <size_t>h
 
 

@@ -23,6 +23,10 @@ import numpy as np
 
 cnp.import_array()
 
+# One work-item per element (a grid-stride loop only past this many groups): PoCL
+# vectorizes across the work-items of a group only when each does one element.
+cdef size_t MAX_GROUPS = 1 << 30
+
 cdef class GThunk:
     """Base of the GPU C thunks: ``run`` does the work; ``label`` names it."""
 
@@ -271,7 +275,7 @@ cdef class EwThunk(GThunk):
 
     cdef size_t _groups(self, cnp.npy_intp n, size_t local) noexcept:
         cdef size_t g = (n + local - 1) // local
-        return g if g < self.groups_hint else self.groups_hint
+        return g if g < MAX_GROUPS else MAX_GROUPS
 
     cdef int _run_reduce(self, PyObject **arrs, cnp.npy_intp *loop, vmc_args *vals,
                          PyObject **regs, const int *outs) except -1:

@@ -60,7 +60,9 @@ def open_device(name: str) -> Device:
     try:
         library()
     except NvrtcError as e:
-        raise GpuUnavailableError(f"vmc.config.device={name!r}: {e}") from None
+        import shutil
+        if not (shutil.which("nvcc") or os.path.exists("/usr/local/cuda/bin/nvcc")):
+            raise GpuUnavailableError(f"vmc.config.device={name!r}: {e}") from None
     major, minor = cudev.compute_capability()
     dev = Device.__new__(Device)
     total = cudev.total_memory()
@@ -93,7 +95,7 @@ class CudaState:
         if self._cublas is None:
             from ._gblas import cublas_handle, load_cublas
             from ._gpu import gpu_empty
-            lib = load_cublas()
+            lib = load_cublas(_cublas_candidates())
             self._workspace = gpu_empty(dev, (32 << 20,), "uint8")
             self._cublas = cublas_handle(lib, dev.stream_handle, self._workspace)
         return self._cublas
@@ -121,6 +123,23 @@ class CudaState:
         return 8 * self.compute_units
 
 
+def _cublas_candidates():
+    """libcublas beside the CUDA toolkit and in the pip wheels, for when the loader's
+    path does not hold it."""
+    import glob
+    import sys
+    out = []
+    for home in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+        if home:
+            out += sorted(glob.glob(os.path.join(home, "lib64", "libcublas.so.*")), reverse=True)
+    for base in sys.path:
+        out += sorted(glob.glob(os.path.join(base, "nvidia", "cu*", "lib", "libcublas.so.*")),
+                      reverse=True)
+        out += sorted(glob.glob(os.path.join(base, "nvidia", "cublas", "lib", "libcublas.so.*")),
+                      reverse=True)
+    return [p for p in out if "Lt" not in os.path.basename(p)]
+
+
 class _CudaModule:
     def __init__(self, dev, handle, max_local):
         self.dev, self.handle, self.max_local = dev, handle, max_local
@@ -134,8 +153,12 @@ def cached_cubin(source: str, arch: str) -> bytes:
     compiled before (keyed by the source, the arch and NVRTC's version)."""
     from vmc.config import config
 
-    from .nvrtc import compile_cubin, version
-    key = hashlib.sha256(f"{source}\0{arch}\0{version()}".encode()).hexdigest()[:32]
+    from .nvrtc import NvrtcError, compile_cubin, nvcc_cubin, version
+    try:
+        tool = f"nvrtc {version()}"
+    except NvrtcError:
+        tool = "nvcc"
+    key = hashlib.sha256(f"{source}\0{arch}\0{tool}".encode()).hexdigest()[:32]
     folder = os.path.join(config.compiledir, "gpu")
     path = os.path.join(folder, f"{key}.cubin")
     try:
@@ -143,7 +166,8 @@ def cached_cubin(source: str, arch: str) -> bytes:
             return f.read()
     except OSError:
         pass
-    cubin = compile_cubin(source, arch, warnings_fail=False)
+    cubin = (compile_cubin(source, arch, warnings_fail=False) if tool != "nvcc"
+             else nvcc_cubin(source, arch))
     try:
         os.makedirs(folder, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"

@@ -15,6 +15,8 @@ import os
 import sys
 
 _LIB: list = []
+# (sha256 of the source, arch) -> the log had a warning: what this process compiled
+COMPILED: dict = {}
 
 
 class NvrtcError(RuntimeError):
@@ -70,6 +72,28 @@ def _declare(lib):
     lib.nvrtcVersion.argtypes = [ctypes.POINTER(c_int), ctypes.POINTER(c_int)]
 
 
+def nvcc_cubin(source: str, arch: str) -> bytes:
+    """The cubin of ``source`` from the CUDA toolkit's nvcc (where libnvrtc is missing)."""
+    import shutil
+    import subprocess
+    import tempfile
+    nvcc = shutil.which("nvcc") or os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"),
+                                                "bin", "nvcc")
+    if not os.path.exists(nvcc):
+        raise NvrtcError("neither libnvrtc nor nvcc is available to compile CUDA kernels; "
+                         "install `pip install nvidia-cuda-nvrtc` or the CUDA toolkit")
+    with tempfile.TemporaryDirectory() as d:
+        src, out = os.path.join(d, "k.cu"), os.path.join(d, "k.cubin")
+        with open(src, "w") as f:
+            f.write(source)
+        r = subprocess.run([nvcc, "-cubin", f"-arch={arch}", "-std=c++17", "-o", out, src],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise NvrtcError(f"nvcc could not compile a vmc kernel module:\n{r.stderr}")
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def version() -> tuple:
     lib = library()
     major, minor = ctypes.c_int(), ctypes.c_int()
@@ -91,6 +115,8 @@ def compile_cubin(source: str, arch: str = "sm_90", name: str = "vmc_kernels.cu"
         arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
         rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
         log = _log(lib, prog)
+        import hashlib
+        COMPILED[(hashlib.sha256(source.encode()).hexdigest(), arch)] = "warning" in log.lower()
         if rc != 0:
             raise NvrtcError(f"NVRTC could not compile {name} for {arch} "
                              f"({lib.nvrtcGetErrorString(rc).decode()}):\n{log}")

@@ -334,26 +334,70 @@ class RandomStream:
     """A source of symbolic random draws: ``srng = vt.random.RandomStream(42)``,
     ``u = srng.uniform(0, 1, size=(3,))``. ``srng.state_updates`` lists the
     (shared generator, advanced generator) pairs; ``srng.seed(s)`` reseeds
-    every generator of the stream."""
+    every generator of the stream.
 
-    def __init__(self, seed=None):
+    ``algorithm``: "numpy" (a numpy Generator per draw: every distribution) or
+    "philox" (counter-based, ``vmc.tensor.philox``: uniform, normal, integers
+    and binomial with n=1, drawn on the device when the function runs on a
+    GPU, the same numbers on the CPU and every device). The default is
+    "philox" when ``config.device`` is a GPU as the stream is made, else "numpy".
+    """
+
+    def __init__(self, seed=None, algorithm=None):
         self._seed = seed
         self.state_updates = []
         self._seq = np.random.SeedSequence(seed)
+        if algorithm is None:
+            algorithm = "numpy" if config.device == "cpu" else "philox"
+        if algorithm not in ("numpy", "philox"):
+            raise ValueError(f"RandomStream: algorithm must be 'numpy' or 'philox', got "
+                             f"{algorithm!r}")
+        self.algorithm = algorithm
 
     def seed(self, seed=None):
         """Reseed: the k-th draw's generator restarts from the k-th child of ``seed``."""
+        from .philox import initial_state
         self._seed = seed
         self._seq = np.random.SeedSequence(seed)
         for rng, _ in self.state_updates:
-            rng.set_value(np.random.default_rng(self._seq.spawn(1)[0]), borrow=True)
+            child = self._seq.spawn(1)[0]
+            if self.algorithm == "philox":
+                rng.set_value(initial_state(child))
+            else:
+                rng.set_value(np.random.default_rng(child), borrow=True)
 
     def _draw(self, op, size, *params):
+        if self.algorithm == "philox":
+            return self._philox(op, size, params)
         rng = shared_rng(np.random.default_rng(self._seq.spawn(1)[0]), borrow=True,
                          name=f"rng{len(self.state_updates)}")
         new_rng, sample = op(rng, size, *params)
         rng.default_update = new_rng
         self.state_updates.append((rng, new_rng))
+        return sample
+
+    _PHILOX = {Uniform: "uniform", Normal: "normal", Integers: "integers",
+               Binomial: "bernoulli"}
+
+    def _philox(self, op, size, params):
+        """The draw of ``op`` on a Philox state (a host uint64 shared vector)."""
+        from .basic import TensorSharedVariable
+        from .philox import STATE_TYPE, PhiloxDraw, initial_state
+        dist = self._PHILOX.get(type(op))
+        if dist is None:
+            raise NotImplementedError(f"{type(op).__name__} draws need a numpy stream: "
+                                      f"RandomStream(seed, algorithm='numpy')")
+        if dist == "bernoulli":
+            n, p = params
+            if not (isinstance(n, (int, np.integer)) and int(n) == 1):
+                raise NotImplementedError("a Philox stream draws binomial with n=1 only "
+                                          "(Bernoulli); use algorithm='numpy'")
+            params = (p,)
+        state = TensorSharedVariable(STATE_TYPE, initial_state(self._seq.spawn(1)[0]),
+                                     name=f"philox{len(self.state_updates)}")
+        new_state, sample = PhiloxDraw(dist, op.dtype, op.has_size)(state, size, *params)
+        state.default_update = new_state
+        self.state_updates.append((state, new_state))
         return sample
 
     def uniform(self, low=0.0, high=1.0, size=None, dtype=None):

@@ -5,7 +5,7 @@ from . import scipy_blas
 scipy_blas.preload()   # before vmc.thunks._blas cimports it (0.05 s instead of 0.42)
 from . import numpy_thunks  # noqa: F401  (registers the core thunks)
 from . import numpy_thunks_extra  # noqa: F401  (split, repeat, diagonals, matmul, linalg)
-from . import numpy_thunks_random  # noqa: F401  (random draws)
+from . import numpy_thunks_random, philox  # noqa: F401  (random draws)
 from . import blas, checks, elemwise_c, fused, nnet, shapes  # noqa: F401,E402  (C thunks)
 from . import perform  # noqa: F401  (any op with Theano's perform(): user ops)
 from . import conv, pool  # noqa: F401  (conv2d: im2col + gemm; pool_2d)

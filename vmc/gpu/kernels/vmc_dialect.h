@@ -82,6 +82,12 @@ typedef long npy_intp;
 #define fminf fmin
 #define VMC_FLOAT_BITS(x) as_uint(x)
 #define VMC_DOUBLE_BITS(x) as_ulong(x)
+/* Rounded once each, never contracted into an fma (a module that needs this
+ * says #pragma OPENCL FP_CONTRACT OFF): results equal numpy's bit for bit. */
+#define VMC_FADD_RN(a, b) ((a) + (b))
+#define VMC_FMUL_RN(a, b) ((a) * (b))
+#define VMC_DADD_RN(a, b) ((a) + (b))
+#define VMC_DMUL_RN(a, b) ((a) * (b))
 
 #else
 /* -------------------------------------------------------------------- CUDA */
@@ -114,6 +120,10 @@ typedef long long npy_intp;
 #define NAN __int_as_float(0x7fffffff)
 #define VMC_FLOAT_BITS(x) __float_as_uint(x)
 #define VMC_DOUBLE_BITS(x) ((unsigned long long)__double_as_longlong(x))
+#define VMC_FADD_RN(a, b) __fadd_rn((a), (b))
+#define VMC_FMUL_RN(a, b) __fmul_rn((a), (b))
+#define VMC_DADD_RN(a, b) __dadd_rn((a), (b))
+#define VMC_DMUL_RN(a, b) __dmul_rn((a), (b))
 #endif
 
 typedef npy_int64 vmc_long;     /* indices, sizes and strides in kernels */

@@ -279,19 +279,45 @@ cdef void _operand(Operand *o, GpuArray x, cnp.npy_intp r, cnp.npy_intp c, cnp.n
     o.s0, o.s1 = s0 // x.itemsize, s1 // x.itemsize
 
 
+cdef int _layout_of(cnp.npy_intp r, cnp.npy_intp c, cnp.npy_intp s0, cnp.npy_intp s1,
+                    int *ld) noexcept:
+    """cuBLAS's view of a logical r x c operand (element strides s0, s1) as its
+    transpose, c x r column-major: OP_N with ld = s0 when rows are contiguous,
+    OP_T with ld = s1 when columns are; -1 when neither (it must be copied)."""
+    if (c == 1 or s1 == 1) and (r == 1 or s0 >= max(c, 1)):
+        ld[0] = <int>(s0 if r > 1 else max(c, 1))
+        return OP_N
+    if (r == 1 or s0 == 1) and (c == 1 or s1 >= max(r, 1)):
+        ld[0] = <int>(s1 if c > 1 else max(r, 1))
+        return OP_T
+    return -1
+
+
+def cublas_layout(r, c, s0, s1):
+    """(op, ld) that cuBLAS is given for an operand, or None when it is copied
+    first: for tests, which check the mapping against a column-major emulation."""
+    cdef int ld = 0
+    op = _layout_of(r, c, s0, s1, &ld)
+    return None if op < 0 else (op, ld)
+
+
+def cublas_call(m, n, k, a_layout, b_layout):
+    """The arguments ``_cublas`` gives cublas?gemm for C (m x n) = A (m x k) @ B (k x n):
+    (transa, transb, m', n', k, lda', ldb', ldc) with cuBLAS's A' = our B, B' = our A."""
+    opa, lda = a_layout
+    opb, ldb = b_layout
+    return opb, opa, n, m, k, ldb, lda, n
+
+
 cdef int _layout(MatmulThunk t, Operand *o, list keep, int *ld) except -1:
-    """cuBLAS's view of o^T (c x r, column-major): OP_N with ld = s0 when rows
-    are contiguous, OP_T with ld = s1 when columns are; else o becomes a copy."""
+    """``_layout_of`` of an operand; one it cannot describe becomes a copy."""
     cdef cnp.npy_intp r = o.r, c = o.c
     cdef GpuArray cp
     cdef cnp.npy_intp dims[2]
     cdef cnp.npy_intp strides[2]
-    if (c == 1 or o.s1 == 1) and (r == 1 or o.s0 >= max(c, 1)):
-        ld[0] = <int>(o.s0 if r > 1 else max(c, 1))
-        return OP_N
-    if (r == 1 or o.s0 == 1) and (c == 1 or o.s1 >= max(r, 1)):
-        ld[0] = <int>(o.s1 if c > 1 else max(r, 1))
-        return OP_T
+    cdef int op = _layout_of(r, c, o.s0, o.s1, ld)
+    if op >= 0:
+        return op
     # a copy: gather through a strided view of the same memory
     dims[0], dims[1] = r, c
     strides[0], strides[1] = o.s0 * t.itemsize, o.s1 * t.itemsize

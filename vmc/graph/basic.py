@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import os
 import sys
 import threading
@@ -97,6 +98,14 @@ class Variable:
 
     def __eq__(self, other):  # identity; subclasses with operators keep this
         return self is other
+
+    def __reduce_ex__(self, protocol):
+        # See "Pickling" below: an output is rebuilt from its graph's nodes,
+        # listed in topological order, so that pickling never recurses along
+        # a chain of nodes (a 100-op chain passed the recursion limit).
+        if self.owner is not None:
+            return _output_of, (_nodes_up_to(self.owner), self.index)
+        return copyreg.__newobj__, (type(self),), (None, _slot_state(self))
 
 
 class Constant(Variable):
@@ -212,6 +221,13 @@ class Apply:
         (o,) = self.outputs
         return o
 
+    def __reduce_ex__(self, protocol):
+        # The inputs an earlier node makes are written as (node, index): that
+        # node was pickled before (see "Pickling"), so it is a memo lookup.
+        ins = [v if v.owner is None else (v.owner, v.index) for v in self.inputs]
+        outs = [(type(o), _slot_state(o, skip=("owner", "index"))) for o in self.outputs]
+        return _make_apply, (self.op, ins, outs, self.trace)
+
     def clone_with_new_inputs(self, inputs, strict=True):
         """The same op on ``inputs``; rebuilds through ``make_node`` when the
         types changed, so type rules run again."""
@@ -318,3 +334,55 @@ def _adopt_theano_methods(cls):
 def _n_positional(fn):
     code = getattr(fn, "__code__", None)
     return code.co_argcount if code is not None else 0
+
+
+# -- Pickling ------------------------------------------------------------------------
+# The pickler recurses into what an object's reduction refers to. A variable
+# made by a node is therefore reduced to the list of every node its value
+# depends on, in topological order, and its index: the pickler saves that
+# list item by item, and each node refers to earlier nodes' outputs as
+# (node, index), found in the pickler's memo. The depth stays constant
+# whatever the graph's length, and a node shared by several pickled
+# variables is saved once (the memo), so they share it again when loaded.
+
+def _nodes_up_to(node):
+    from .traversal import toposort
+    return toposort(node.outputs)
+
+
+def _output_of(nodes, index):
+    return nodes[-1].outputs[index]
+
+
+def _make_apply(op, inputs, outputs, trace):
+    ins = [v if isinstance(v, Variable) else v[0].outputs[v[1]] for v in inputs]
+    outs = []
+    for cls, state in outputs:
+        v = cls.__new__(cls)
+        for k, value in state.items():
+            setattr(v, k, value)
+        outs.append(v)
+    return Apply(op, ins, outs, trace)
+
+
+def _slot_state(v, skip=()):
+    """The slots of variable ``v`` to pickle. Not pickled: what only this
+    process can use (the compiled functions of ``eval`` in its tag, a large
+    constant's signature, which holds an object id)."""
+    state = {}
+    for cls in type(v).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if name in skip or name == "__weakref__" or name in state:
+                continue
+            try:
+                state[name] = getattr(v, name)
+            except AttributeError:
+                pass
+    tag = state.get("_tag")
+    if tag is not None and "eval_functions" in vars(tag):
+        tag = Scratchpad(**vars(tag))
+        del tag.eval_functions
+        state["_tag"] = tag
+    if "_key" in state:
+        state["_key"] = None
+    return state

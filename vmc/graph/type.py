@@ -175,11 +175,15 @@ class TensorType(Type):
                 raise TypeError(f"{name}: cannot convert {type(value).__name__} to {self}: {e}")
         if src.dtype == target:
             return src
+        if src.dtype == object:
+            src = self._from_big_ints(src, name)
         if src.dtype == object or src.dtype.kind in "USVMm":
             raise TypeError(f"{name}: expected {self}, got "
                             f"{type(value).__name__} of dtype {src.dtype}")
-        if np.can_cast(src.dtype, target, "safe") or allow_downcast:
+        if np.can_cast(src.dtype, target, "safe"):
             return src.astype(target)
+        if allow_downcast:
+            return self._downcast(src, name)
         # Python scalars and lists (not arrays) may be downcast when exact,
         # e.g. 1.0 into float32 or 3 into int32, as Theano allowed.
         if not isinstance(value, np.ndarray) and not isinstance(value, np.generic):
@@ -191,6 +195,51 @@ class TensorType(Type):
             f"{name}: expected {self}, got dtype {src.dtype}; converting would lose "
             f"precision. Pass an array of dtype {target}, or compile with "
             f"allow_input_downcast=True.")
+
+    def _from_big_ints(self, src, name):
+        """Python ints beyond int64 (numpy holds them as objects) as floats
+        when this type holds floats; ``src`` unchanged otherwise."""
+        if self.numpy_dtype.kind not in "fc" or not all(
+                type(v) is int for v in src.reshape(-1).tolist()):
+            return src
+        try:
+            return src.astype(self.numpy_dtype)
+        except OverflowError:
+            raise TypeError(f"{name}: an integer too large for {self.dtype} "
+                            f"(expected {self})") from None
+
+    def _downcast(self, src, name):
+        """``src`` cast to this dtype as ``allow_input_downcast`` permits:
+        precision may go (3.7 -> 3, float64 -> float32), but a value that
+        does not fit (out of range, nan or inf for an integer type, an overflow
+        to inf) raises TypeError instead of wrapping."""
+        target = self.numpy_dtype
+        with np.errstate(invalid="ignore", over="ignore"):
+            cast = src.astype(target)
+        if src.size == 0:
+            return cast
+        if target.kind in "iub":
+            info = np.iinfo(target) if target.kind != "b" else None
+            lo, hi = (0, 1) if info is None else (info.min, info.max)
+            real = src.real if src.dtype.kind == "c" else src
+            if src.dtype.kind in "fc":
+                # float(hi) may round up to hi + 1: compare against the
+                # exact power of two above it
+                bad = ~np.isfinite(real) | (real < float(lo)) | (real >= float(hi) + 1)
+            else:
+                bad = (real < lo) | (real > hi)
+            if src.dtype.kind == "c":
+                bad = bad | (src.imag != 0)
+        elif target.kind == "f":
+            bad = np.isfinite(src) & ~np.isfinite(cast)
+        else:
+            bad = np.zeros(src.shape, bool)
+        if np.any(bad):
+            first = src[bad].reshape(-1)[0].item()
+            raise TypeError(f"{name}: the value {first!r} does not fit in {self.dtype} "
+                            f"(expected {self}); allow_input_downcast may lose precision, "
+                            f"never wrap a value")
+        return cast
 
     def values_eq(self, a, b):
         return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")

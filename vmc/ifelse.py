@@ -39,6 +39,12 @@ class IfElse(Op):
             outs.append(t.type.clone(shape=shape).make_variable())
         return Apply(self, [cond] + thens + elses, outs)
 
+    def branches(self, node):
+        """The then-values, then the else-values: only one group is read
+        per run (``vmc.graph.branches``)."""
+        n = self.n_outs
+        return (tuple(range(1, 1 + n)), tuple(range(1 + n, 1 + 2 * n)))
+
     def infer_shape(self, node, shapes):
         # Each dim is the chosen branch's: itself a lazy ifelse on the dims
         # (only the taken branch's shape is computed), or the dim both share.

@@ -26,8 +26,7 @@ import threading
 import weakref
 
 from vmc.graph.basic import Constant, SharedVariable
-from vmc.ifelse import IfElse
-
+from vmc.graph.branches import branch_contexts, lazy_groups
 from vmc.program import JUMP, JUMP_IF_FALSE, KIND_NAMES, MOVE, THUNK, Program, int_array
 
 
@@ -53,83 +52,9 @@ class Instr:
 
 
 # -- 1. blocks -------------------------------------------------------------------
-# A context is a tuple of (ifelse node, "then" | "else"): the branches a node
-# runs under, outermost first. A value is demanded under a set of contexts
-# that exclude each other (no run executes two of them); a node runs once in
-# the block of each. Demands that may both run (a branch and the code after
-# the join, or branches of two sibling ifelses) meet in their common prefix.
-ROOT = ()
-
-
-def _common(a, b):
-    k, n = 0, min(len(a), len(b))
-    while k < n and a[k] == b[k]:
-        k += 1
-    return k
-
-
-def _add_demand(ctxs, new):
-    """``ctxs`` (pairwise exclusive contexts) with ``new`` added."""
-    result, pending = list(ctxs), [new]
-    while pending:
-        c = pending.pop()
-        for i, d in enumerate(result):
-            k = _common(c, d)
-            if k == len(d):             # d runs whenever c does
-                break
-            if k == len(c) or c[k][0] is not d[k][0]:
-                # c covers d, or both may run in one call: their common prefix
-                result.pop(i)
-                pending.append(c[:k])
-                break
-            # c and d take different branches of one ifelse: keep both
-        else:
-            result.append(c)
-    return tuple(result)
-
-
-def _contexts(order, outputs):
-    """Map node -> tuple of the contexts it runs under (usually ``((),)``)."""
-    demand = {}   # variable -> tuple of contexts
-    everywhere = (ROOT,)
-
-    def need(var, ctx):
-        old = demand.get(var)
-        if old is None or ctx == ROOT:
-            demand[var] = (ctx,)
-        elif old is not everywhere and old != (ROOT,):
-            demand[var] = _add_demand(old, ctx)
-
-    for o in outputs:
-        demand[o] = everywhere
-    ctx_of = {}
-    for node in reversed(order):
-        ctxs = None
-        for o in node.outputs:
-            d = demand.get(o)
-            if d is None:
-                continue
-            if ctxs is None:
-                ctxs = d
-            else:
-                for c in d:
-                    ctxs = _add_demand(ctxs, c)
-        if ctxs is None:
-            continue
-        ctx_of[node] = ctxs
-        ifelse = isinstance(node.op, IfElse)
-        n = node.op.n_outs if ifelse else 0
-        for ctx in ctxs:
-            if not ifelse:
-                for v in node.inputs:
-                    need(v, ctx)
-                continue
-            need(node.inputs[0], ctx)
-            for v in node.inputs[1:1 + n]:
-                need(v, ctx + ((node, "then"),))
-            for v in node.inputs[1 + n:]:
-                need(v, ctx + ((node, "else"),))
-    return ctx_of
+# Where each node runs: vmc.graph.branches (one set of contexts per node, the
+# same the fusion pass reads). An ifelse's branch blocks are emitted inside the
+# block of each context the ifelse itself runs under.
 
 
 def linearize(order, outputs, late=(), precheck=None, reorder=None):
@@ -138,9 +63,9 @@ def linearize(order, outputs, late=(), precheck=None, reorder=None):
     check node ``precheck(late nodes)`` returns as ``(late nodes, check)``,
     in the order ``reorder(instructions so far, late nodes)`` gives; the
     others are scheduled as usual."""
-    ctx_of = _contexts(order, outputs)
+    root, ctx_of = branch_contexts(order, outputs)
     late_set = set(late)
-    late = [n for n in order if n in late_set and ctx_of.get(n) == (ROOT,)]
+    late = [n for n in order if n in late_set and ctx_of.get(n) == (root,)]
     check = None
     if precheck is not None:
         late, check = precheck(late)
@@ -158,7 +83,7 @@ def linearize(order, outputs, late=(), precheck=None, reorder=None):
     for ctx, nodes in by_ctx.items():
         by_ctx[ctx] = _placed(nodes, ctx, by_ctx)
     code, labels = [], {}
-    _emit_block(ROOT, by_ctx, code, labels)
+    _emit_blocks(root, by_ctx, code, labels)
     if reorder is not None:
         late = reorder(code, late)
     if check is not None:
@@ -274,26 +199,39 @@ def _thunk_instr(node, labels=None):
     return Instr(THUNK, node, list(node.inputs), list(node.outputs), label=label)
 
 
-def _emit_block(ctx, by_ctx, code, labels):
+def _emit_blocks(root, by_ctx, code, labels):
+    """Append the instructions of the root block to ``code``. Iterative: each
+    block is a generator that yields the generator of a nested block where
+    that block's instructions belong (ifelse nesting has no depth limit)."""
+    stack = [_block(root, by_ctx, code, labels)]
+    while stack:
+        nested = next(stack[-1], None)
+        if nested is None:
+            stack.pop()
+        else:
+            stack.append(nested)
+
+
+def _block(ctx, by_ctx, code, labels):
     for node in by_ctx.get(ctx, ()):
-        if not isinstance(node.op, IfElse):
+        groups = lazy_groups(node)
+        if groups is None:
             code.append(_thunk_instr(node, labels))
             continue
-        n = node.op.n_outs
-        cond, thens, elses = node.inputs[0], node.inputs[1:1 + n], node.inputs[1 + n:]
-        jif = Instr(JUMP_IF_FALSE, node, [cond], label="ifelse")
+        # an ifelse: input 0 is the condition, the groups its two branches
+        jif = Instr(JUMP_IF_FALSE, node, [node.inputs[0]], label="ifelse")
         code.append(jif)
         start = len(code)
-        _emit_block(ctx + ((node, "then"),), by_ctx, code, labels)
-        for t, o in zip(thens, node.outputs):
-            code.append(Instr(MOVE, node, [t], [o], label="ifelse.then"))
+        yield _block(ctx.get_child(node, 0), by_ctx, code, labels)
+        for i, o in zip(groups[0], node.outputs):
+            code.append(Instr(MOVE, node, [node.inputs[i]], [o], label="ifelse.then"))
         jmp = Instr(JUMP, node, label="ifelse.end")
         code.append(jmp)
         jif.target, jif.skip = len(code), (start, len(code))
         start = len(code)
-        _emit_block(ctx + ((node, "else"),), by_ctx, code, labels)
-        for e, o in zip(elses, node.outputs):
-            code.append(Instr(MOVE, node, [e], [o], label="ifelse.else"))
+        yield _block(ctx.get_child(node, 1), by_ctx, code, labels)
+        for i, o in zip(groups[1], node.outputs):
+            code.append(Instr(MOVE, node, [node.inputs[i]], [o], label="ifelse.else"))
         jmp.target, jmp.skip = len(code), (start, len(code))
 
 

@@ -302,6 +302,13 @@ class Op:
     def pullback(self, inputs, outputs, output_grads):
         raise NotImplementedError(f"{self} has no gradient")
 
+    def branches(self, node):
+        """For an op that reads some inputs only on some runs (``ifelse``): a
+        tuple of groups of input positions, one per branch, of which each
+        run reads exactly one (``vmc.graph.branches``); None for an op that
+        reads all of its inputs, as most do."""
+        return None
+
 
 def _adopt_theano_methods(cls):
     """Let an op written as Theano or PyTensor users write them run as a vmc op.

@@ -10,6 +10,43 @@ from .basic import Constant, SharedVariable
 from .traversal import clone_along, toposort
 
 
+class Clients(dict):
+    """The readers of one variable, ``(node, input index)`` pairs (``("output",
+    k)`` for output ``k``), in the order they came: used as a list (iterated,
+    ``len``, ``[0]``, ``append``, ``remove``), held as a dict so that a
+    membership test or a removal costs O(1) (detaching the readers of a
+    constant that thousands of nodes read was quadratic)."""
+    __slots__ = ()
+
+    def append(self, pair):
+        self[pair] = None
+
+    def remove(self, pair):
+        try:
+            del self[pair]
+        except KeyError:
+            raise ValueError(f"{pair!r} is not a client") from None
+
+    def __getitem__(self, k):
+        if isinstance(k, int):
+            if k < 0:
+                k += len(self)
+            for j, pair in enumerate(self):
+                if j == k:
+                    return pair
+            raise IndexError("client index out of range")
+        return dict.__getitem__(self, k)
+
+    def __eq__(self, other):
+        return list(self) == list(other) if isinstance(other, (list, tuple)) \
+            else dict.__eq__(self, other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return repr(list(self))
+
+
 class FunctionGraph:
     def __init__(self, inputs, outputs, clone=True, order=None):
         """``order``: ``toposort(outputs, blockers=inputs)`` when the caller has it."""
@@ -29,7 +66,7 @@ class FunctionGraph:
         # evaluate(node, input values) -> output values, for constant folding
         # (set by ``vmc.opt.optimize``; the graph itself never runs ops)
         self.evaluate = None
-        self.clients = {}       # variable -> list of (node, input index); node "output" for outputs
+        self.clients = {}       # variable -> Clients: (node, input index); node "output" for outputs
         self.apply_nodes = set()
         self.variables = set()
         for v in inputs:
@@ -44,7 +81,7 @@ class FunctionGraph:
     def _add_var(self, v):
         if v not in self.variables:
             self.variables.add(v)
-            self.clients[v] = []
+            self.clients[v] = Clients()
 
     def _import_node(self, node):
         if node in self.apply_nodes:
@@ -55,12 +92,12 @@ class FunctionGraph:
             cl = clients.get(v)
             if cl is None:
                 variables.add(v)
-                cl = clients[v] = []
-            cl.append((node, i))
+                cl = clients[v] = Clients()
+            cl[(node, i)] = None
         for o in node.outputs:
             if o not in clients:
                 variables.add(o)
-                clients[o] = []
+                clients[o] = Clients()
 
     def _import(self, var):
         """Add the nodes ``var`` needs that are not in the graph yet. Checks
@@ -107,7 +144,7 @@ class FunctionGraph:
         for i, inp in enumerate(node.inputs):
             cl = self.clients.get(inp)
             if cl is not None and (node, i) in cl:
-                cl.remove((node, i))
+                del cl[(node, i)]
                 if not cl:
                     emptied.append(inp)
         return emptied
@@ -140,7 +177,9 @@ class FunctionGraph:
             else:
                 node.inputs[i] = new
             self.clients[new].append((node, i))
-        self.clients[var] = self.clients[var][len(readers):]   # new's own nodes stay
+        cl = self.clients[var]
+        for pair in readers:            # new's own nodes stay
+            del cl[pair]
         self._prune(var)
 
     def set_output(self, k, new):

@@ -177,20 +177,25 @@ def shape_i_of_known(fgraph, node):
         return None
     s = shapes[x.index][i]
     s = _as_scalar_var(s)
-    if s.type.ndim != 0 or x in _small_ancestors(s, owner):
+    if s.type.ndim != 0 or x in _new_variables(s, owner, fgraph):
         return None
     return [s]
 
 
-def _small_ancestors(v, stop_node):
-    """Variables of the new shape expression, down to existing graph nodes."""
+def _new_variables(v, stop_node, fgraph):
+    """The variables of the new shape expression ``v``, and the graph's
+    variables it reads (whose own ancestors are not walked: a shape rule
+    builds on its node's inputs and their shapes, which come before the
+    node; walking the whole graph below each shape made the rewriting of an
+    N-step gradient quadratic)."""
+    known = fgraph.variables
     seen, stack = set(), [v]
     while stack:
         w = stack.pop()
         if w in seen:
             continue
         seen.add(w)
-        if w.owner is not None and w.owner is not stop_node:
+        if w.owner is not None and w.owner is not stop_node and w not in known:
             stack.extend(w.owner.inputs)
     return seen
 

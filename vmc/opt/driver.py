@@ -67,7 +67,8 @@ class Equilibrium:
     def __call__(self, fgraph):
         self.fgraph = fgraph
         self.fired = Counter()
-        self.table = {}              # inputs -> nodes reading exactly those, for merging
+        self.table = {}              # (inputs, op) -> nodes, for merging
+        self.rewritten = {}          # (inputs, op) -> {output index: replacement}
         self.constants = {}          # signature -> constant, for merging
         self.touched = set()         # nodes made or re-queued by a replacement
         order = fgraph.toposort()
@@ -99,16 +100,29 @@ class Equilibrium:
                 if c is not v and c.type == v.type:
                     # No re-queueing: readers of an equal constant match the same.
                     fg.replace(v, c, reason="merge", check_type=False)
-        # Keyed by the inputs alone (variables hash by id, cheaply); the ops
-        # are compared only on a hit.
-        key = _merge_key(node)
+        # Keyed by the inputs and the op (whose hash is cached): keyed by the
+        # inputs alone, the many different ops that read one variable (the
+        # fused comparisons of an ifelse chain's condition) were compared
+        # pairwise, quadratic in their number.
+        inputs = _merge_key(node)
+        key = (inputs, node.op)
         bucket = self.table.setdefault(key, [])
         for other in bucket:
-            if (other is not node and other in fg.apply_nodes and _merge_key(other) == key
+            if (other is not node and other in fg.apply_nodes and _merge_key(other) == inputs
                     and other.op == node.op
                     and all(a.type == b.type for a, b in zip(node.outputs, other.outputs))):
                 self._replace(list(zip(node.outputs, other.outputs)), "merge")
                 return True
+        # A node equal to one a rewrite already replaced (made again since, by
+        # a shape rule say) takes that replacement: rewriting it again would
+        # make the same new nodes again, and a shape of an ifelse chain made
+        # each level's twice, 2**D steps in all.
+        done = self.rewritten.get(key)
+        if done is not None and len(done) == len(node.outputs) and all(
+                done[i] in fg.variables and done[i].owner is not node and done[i].type == o.type
+                for i, o in enumerate(node.outputs)):
+            self._replace([(o, done[i]) for i, o in enumerate(node.outputs)], "merge")
+            return True
         if node not in bucket:
             bucket.append(node)
         return False
@@ -132,6 +146,9 @@ class Equilibrium:
                 continue
             if done:
                 self.fired[rw.name] += 1
+                if self.merge:
+                    self.rewritten[(_merge_key(node), node.op)] = {
+                        old.index: new for old, new in pairs}
                 return True
         return False
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 
 from vmc.graph.basic import Constant
+from vmc.graph.branches import branch_contexts
 from vmc.tensor.elemwise import Elemwise
 from vmc.tensor.fused import FusedElemwise
 from vmc.tensor.math import REDUCTIONS, CAReduce
@@ -30,51 +31,13 @@ def _fusable(node):
     return isinstance(node.op, Elemwise) and len(node.outputs) == 1
 
 
-def _contexts(order):
-    """node -> the ifelse branches it runs under (as the scheduler places it);
-    empty when the graph has no ifelse. Fusing across branches would make a
-    lazy branch eager."""
-    from vmc.ifelse import IfElse
-    if not any(isinstance(n.op, IfElse) for n in order):
-        return {}
-    demand, ctx_of = {}, {}
-
-    def need(v, ctx):
-        old = demand.get(v)
-        if old is None:
-            demand[v] = ctx
-        else:
-            k = 0
-            while k < min(len(old), len(ctx)) and old[k] == ctx[k]:
-                k += 1
-            demand[v] = old[:k]
-    for node in reversed(order):
-        ctxs = [demand[o] for o in node.outputs if o in demand]
-        ctx = ctxs[0] if ctxs else ()
-        for c in ctxs[1:]:
-            k = 0
-            while k < min(len(ctx), len(c)) and ctx[k] == c[k]:
-                k += 1
-            ctx = ctx[:k]
-        ctx_of[node] = ctx
-        if isinstance(node.op, IfElse):
-            n = node.op.n_outs
-            need(node.inputs[0], ctx)
-            for v in node.inputs[1:1 + n]:
-                need(v, ctx + ((node, "then"),))
-            for v in node.inputs[1 + n:]:
-                need(v, ctx + ((node, "else"),))
-        else:
-            for v in node.inputs:
-                need(v, ctx)
-    return ctx_of
-
-
 class _Groups:
     def __init__(self, fgraph, order):
         self.fgraph = fgraph
         self.pos = {n: i for i, n in enumerate(order)}
-        self.ctx = _contexts(order)
+        # The ifelse branches each node runs under: fusing across them would
+        # make a lazy branch eager.
+        self.ctx = branch_contexts(order, fgraph.outputs)[1]
         self.of = {}          # node -> group id
         self.members = {}     # group id -> list of nodes
 

@@ -145,13 +145,13 @@ def distribute_cancel(fgraph, node):
     leaves = flatten(fgraph, out, MUL_OPS, "true_div")
     if not leaves:
         return None
-    factors = [v for v, pos in leaves if pos and v is not _MINUS_ONE]
+    # a set: a list of the other factors per sum made a long product quadratic
+    factors = {v for v, pos in leaves if pos and v is not _MINUS_ONE}
     for k, (s, pos) in enumerate(leaves):
         if not pos or s is _MINUS_ONE or scalar_name(s) not in ("add", "sub"):
             continue
         terms = flatten(fgraph, s, ADD_OPS, "sub")
-        others = [v for v in factors if v is not s]
-        if not terms or not any(_divides_by(fgraph, t, others) for t, _ in terms):
+        if not terms or not any(_divides_by(fgraph, t, factors, s) for t, _ in terms):
             continue
         rest = leaves[:k] + leaves[k + 1:]
         signed = []
@@ -172,11 +172,12 @@ def distribute_cancel(fgraph, node):
     return None
 
 
-def _divides_by(fgraph, term, factors):
+def _divides_by(fgraph, term, factors, exclude):
+    """Whether ``term`` divides by one of ``factors`` other than ``exclude``."""
     if scalar_name(term) != "true_div":
         return False
     leaves = flatten(fgraph, term, MUL_OPS, "true_div") or []
-    return any(not pos and any(v is f for f in factors) for v, pos in leaves)
+    return any(not pos and v is not exclude and v in factors for v, pos in leaves)
 
 
 # -- softmax + cross-entropy as one op -----------------------------------------------------

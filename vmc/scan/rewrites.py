@@ -230,8 +230,8 @@ def scan_merge(fgraph, node):
 def _same_branch(fgraph, a, b):
     """Both nodes run under the same ifelse branches: merging must not make
     a loop that only a branch needs run whenever the other one does."""
-    from vmc.compile.schedule import _contexts
-    ctx = _contexts(fgraph.toposort(), fgraph.outputs)
+    from vmc.graph.branches import branch_contexts
+    ctx = branch_contexts(fgraph.toposort(), fgraph.outputs)[1]
     return ctx.get(a) == ctx.get(b)
 
 

@@ -138,3 +138,21 @@ def test_shared_variable_read_by_a_cpu_function(device):
     f = vmc.function([], w * 2, updates=[(w, w + 1)])
     np.testing.assert_array_equal(f(), [2, 2, 2])
     np.testing.assert_array_equal(w.get_value(), [2, 2, 2])
+
+
+def test_profile_shows_device_times(on, tmp_path):
+    x = vt.fmatrix("x")
+    w = vmc.shared(RNG.standard_normal((30, 20)).astype("float32"), name="w")
+    f = vmc.function([x], vt.tanh(vt.dot(x, w)).sum(), profile=True)
+    for _ in range(3):
+        f(RNG.standard_normal((50, 30)).astype("float32"))
+    rows = {r.op_class: r for r in f.profile.rows()}
+    assert rows["Dot"].kind == "GPU" and rows["Dot"].device_ns > 0
+    assert rows["FusedElemwise"].device_ns > 0 and rows["HostFromGpu"].device_ns == 0
+    import io
+    buf = io.StringIO()
+    f.profile.summary(file=buf)
+    assert "device time (kernels, measured with events)" in buf.getvalue()
+    import json
+    trace = json.load(open(f.profile.to_chrome_trace(str(tmp_path / "t.json"))))
+    assert any(e.get("tid") == 1 and e["ph"] == "X" for e in trace["traceEvents"])

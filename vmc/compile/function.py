@@ -249,9 +249,26 @@ def _compile_traced(spec):
     cls = CFunction if spec.linker == "cvm" and CFunction is not None else PyFunction
     if any(i.mutable for i in spec.inputs):
         cls = with_mutable_inputs(cls)
+    if program.graph_state is not None:
+        cls = _with_graphs(cls)
     f = cls(program)
     f._setup(spec, fgraph, program, node_of_pc, timings)
     return f
+
+
+def _with_graphs(cls):
+    """A subclass whose calls tell the replay state (``vmc.gpu.graphs``) how they went."""
+    class GraphFunction(cls):
+        def __call__(self, *args, **kwargs):
+            state = self.program.graph_state
+            try:
+                out = cls.__call__(self, *args, **kwargs)
+            except BaseException:
+                state.after_call(False)
+                raise
+            state.after_call(True)
+            return out
+    return GraphFunction
 
 
 def _place_on_device(fgraph, spec, updates):
@@ -347,14 +364,34 @@ def schedule(fgraph, spec, update_pairs):
     destroy = sch.destroyable_inputs(code, roots, protected, last_read, late, outputs)
     from vmc.opt import get_mode
     generate_c = get_mode(spec.mode).optimizer == "fast_run"
-    thunk_index, thunks, node_of_pc = build_thunks(code, destroy, spec.linker, generate_c)
+    thunk_index, thunks, node_of_pc = build_thunks(
+        code, destroy, spec.linker, generate_c, profile_key=id(spec) if spec.profile else None)
     arrays_for_0d_outputs(code, thunk_index, thunks, user_outs)
+    graph_state = None
+    if config.gpu_graphs and spec.linker == "cvm" and not spec.profile:
+        thunks, graph_state = _for_gpu_graphs(code, thunk_index, thunks)
     regs = _registers(inputs, order, outputs, fgraph.variables)
     consts = [v for v in regs if isinstance(v, Constant)]
     shareds = [v for v in regs if isinstance(v, SharedVariable)]
     program = sch.assemble(code, thunk_index, thunks, regs, inputs, user_outs, consts,
                            shareds, update_pairs)
+    program.graph_state = graph_state
     return program, node_of_pc
+
+
+def _for_gpu_graphs(code, thunk_index, thunks):
+    """``config.gpu_graphs``: the thunks wrapped to capture the device work once
+    and replay it (``vmc.gpu.graphs``), and the replay state; unchanged (and
+    None) when no instruction runs on a device."""
+    from .thunk_build import _device_name
+    pcs = sorted(thunk_index, key=thunk_index.get)
+    devices = {_device_name(code[pc].node) for pc in pcs} - {None}
+    if len(devices) != 1:
+        return thunks, None
+    from vmc.gpu import get_device
+    from vmc.gpu.graphs import wrap
+    counts = [(len(code[pc].ins), len(code[pc].outs)) for pc in pcs]
+    return wrap(thunks, [code[pc].node for pc in pcs], counts, get_device(devices.pop()))
 
 
 def _registers(inputs, order, outputs, variables):

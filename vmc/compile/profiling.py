@@ -38,8 +38,9 @@ class Row:
     op_class: str
     time_ns: int
     calls: int
-    kind: str       # "C", "Py" or "-" (jumps and moves)
+    kind: str       # "C", "Py", "GPU" or "-" (jumps and moves)
     shapes: str     # the output shapes and dtypes seen most often
+    device_ns: int = 0   # GPU instructions: kernel time on the device (events)
 
 
 class ProfileStats:
@@ -93,6 +94,7 @@ class ProfileStats:
         times = np.asarray(f.times, dtype=np.int64)
         counts = np.asarray(f.counts, dtype=np.int64)
         shapes = getattr(_vm_of(f), "out_shapes", None) or {}
+        dev = self.device_times()
         rows = []
         for pc in range(p.n_instr):
             if counts[pc] == 0:
@@ -101,11 +103,22 @@ class ProfileStats:
             label = p.labels[pc] if pc < len(p.labels) else "?"
             kind = "-"
             if int(p.kind[pc]) == THUNK:
-                kind = "C" if isinstance(p.thunks[int(p.thunk[pc])], CThunk) else "Py"
+                t = p.thunks[int(p.thunk[pc])]
+                kind = ("GPU" if getattr(t, "device", None) else
+                        "C" if isinstance(t, CThunk) else "Py")
             op_class = type(node.op).__name__ if node is not None else "?"
             rows.append(Row(pc, label, op_class, int(times[pc]), int(counts[pc]), kind,
-                            _shape_text(shapes.get(pc))))
+                            _shape_text(shapes.get(pc)), dev.get(pc, (0, 0))[0]))
         return rows
+
+    def device_times(self):
+        """``{pc: (ns, launches)}``: the kernel time of each GPU instruction,
+        measured on the device with events (``vmc.gpu.profile``); {} without one."""
+        devices = {getattr(t, "device", None) for t in self.fn.program.thunks} - {None}
+        if not devices:
+            return {}
+        from vmc.gpu.profile import device_times
+        return device_times(id(self.fn.spec), devices)
 
     def by_key(self, key):
         """``{key: [time_ns, calls]}`` summed over rows; key is "op_class",
@@ -152,6 +165,10 @@ class ProfileStats:
               f"{_mb(mem[1])} without")
         rows = self.rows()
         t_all = sum(r.time_ns for r in rows) or 1
+        dev_all = sum(r.device_ns for r in rows)
+        if dev_all:
+            w(f"  device time (kernels, measured with events): {dev_all / 1e9:.6f} s "
+              f"({_us(dev_all, calls)} per call); per thunk below as 'device'")
         for title, key in (("op class", "op_class"), ("op", "label")):
             items = sorted(self.by_key(key).items(), key=lambda kv: -kv[1][0])
             w(f"\n  per {title}:")
@@ -163,13 +180,15 @@ class ProfileStats:
                   f"{_us(t, c):>10}  {k}")
             _more(w, len(items), n)
         w("\n  per thunk:")
-        w(f"    {'time':>10} {'%':>6} {'cum %':>6} {'calls':>8} {'per call':>10} kind "
+        dcol = f" {'device':>10}" if dev_all else ""
+        w(f"    {'time':>10} {'%':>6} {'cum %':>6} {'calls':>8} {'per call':>10}{dcol} kind "
           f"{'pc':>4}  op  [output shapes]")
         cum = 0.0
-        for r in sorted(rows, key=lambda r: -r.time_ns)[:n]:
+        for r in sorted(rows, key=lambda r: -(r.time_ns + r.device_ns))[:n]:
             cum += 100.0 * r.time_ns / t_all
+            dv = f" {_us(r.device_ns, r.calls):>10}" if dev_all else ""
             w(f"    {r.time_ns / 1e9:9.6f}s {100.0 * r.time_ns / t_all:6.1f} {cum:6.1f} "
-              f"{r.calls:8d} {_us(r.time_ns, r.calls):>10} {r.kind:>4} {r.pc:4d}  "
+              f"{r.calls:8d} {_us(r.time_ns, r.calls):>10}{dv} {r.kind:>4} {r.pc:4d}  "
               f"{r.label}  {r.shapes}")
         _more(w, len(rows), n)
         for pc, inner in _inner_profiles(self.fn):
@@ -189,14 +208,23 @@ class ProfileStats:
              "args": {"name": f"instructions ({self.calls} calls)"}},
         ]
         ts = 0.0
-        for r in self.rows():
+        rows = self.rows()
+        if any(r.device_ns for r in rows):
+            events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": 1,
+                           "args": {"name": "device kernels (events)"}})
+        for r in rows:
             dur = r.time_ns / 1e3      # the format's unit is the microsecond
             events.append({
                 "name": r.label, "cat": r.op_class, "ph": "X", "pid": 1, "tid": 0,
                 "ts": ts, "dur": dur,
                 "args": {"pc": r.pc, "calls": r.calls, "us_per_call": r.time_ns / 1e3 /
                          max(r.calls, 1), "kind": r.kind, "shapes": r.shapes}})
-            ts += dur
+            if r.device_ns:
+                events.append({"name": r.label, "cat": r.op_class, "ph": "X", "pid": 1,
+                               "tid": 1, "ts": ts, "dur": r.device_ns / 1e3,
+                               "args": {"pc": r.pc, "device_us_per_call":
+                                        r.device_ns / 1e3 / max(r.calls, 1)}})
+            ts += max(dur, r.device_ns / 1e3)
         with open(path, "w") as fh:
             json.dump({"traceEvents": events, "displayTimeUnit": "ns"}, fh)
         return path

@@ -37,6 +37,7 @@ cdef class Device:
     cdef public object err_buf        # int64 flags kernels set on bad input (lazily made)
     cdef public list err_labels       # what each flag slot reports
     cdef public bint err_pending      # a flagging kernel ran since the last check
+    cdef public list recording        # OpenCL: the commands of a graph being captured
     cdef int activate(self) except -1
     cdef Allocation alloc(self, size_t nbytes)
     cdef uint64_t _new_block(self, size_t b, size_t nbytes) except? 0
@@ -48,6 +49,22 @@ cdef class Device:
                   size_t n) except -1
     cdef int zero(self, uint64_t dst, size_t off, size_t n) except -1
     cdef int sync(self) except -1
+
+
+cdef class Graph:
+    cdef readonly Device dev
+    cdef void *handle                 # CUDA: the instantiated graph
+    cdef list commands                # OpenCL: the recorded launches and copies
+    cdef readonly list pinned         # allocations the graph's work uses
+
+
+cdef class EventLog:
+    cdef public object current
+    cdef public dict totals
+    cdef list pending
+    cdef void *start
+    cdef int before(self, Device dev) except -1
+    cdef int after(self, Device dev, void *ev) except -1
 
 
 cdef class Allocation:

@@ -83,6 +83,7 @@ cdef extern from "_gpu_api.h":
     const char **VMC_CL_SYMBOLS
     const char *vmc_load_api(const char *lib, const char **names, void **fns)
     enum:
+        VMC_CU_STREAM_CAPTURE_MODE_RELAXED
         VMC_CUDA_STREAM_NON_BLOCKING "VMC_CU_STREAM_NON_BLOCKING"
         VMC_CUDA_ERROR_OUT_OF_MEMORY
         VMC_CL_MEM_READ_WRITE
@@ -179,6 +180,7 @@ cdef class Device:
         self.pool, self.in_use, self.cached = {}, 0, 0
         self.keep, self.capture, self.profiler = keep, None, None
         self.err_buf, self.err_labels, self.err_pending = None, [], False
+        self.recording = None
 
     def new_cuda_stream(self):
         """A new non-blocking CUDA stream in the current context (its handle)."""
@@ -293,6 +295,8 @@ cdef class Device:
     cdef int htod(self, uint64_t dst, size_t off, const void *src, size_t n) except -1:
         if n == 0:
             return 0
+        if self.capture is not None:
+            raise GpuDriverError("a copy from the host while a device graph is captured")
         if self.kind == CUDA:
             self.activate()
             cu_check(CU.MemcpyHtoDAsync(dst + off, src, n, self.stream), "cuMemcpyHtoD")
@@ -306,6 +310,8 @@ cdef class Device:
         cdef int rc
         if n == 0:
             return 0
+        if self.capture is not None:
+            raise GpuDriverError("a read to the host while a device graph is captured")
         if self.kind == CUDA:
             self.activate()
             with nogil:
@@ -358,6 +364,9 @@ cdef class Device:
                   size_t n) except -1:
         if n == 0:
             return 0
+        if self.recording is not None:
+            self.recording.append(("copy", dst, doff, src, soff, n))
+            return 0
         if self.kind == CUDA:
             self.activate()
             cu_check(CU.MemcpyDtoDAsync(dst + doff, src + soff, n, self.stream), "cuMemcpyDtoD")
@@ -370,6 +379,9 @@ cdef class Device:
     cdef int zero(self, uint64_t dst, size_t off, size_t n) except -1:
         cdef unsigned char z = 0
         if n == 0:
+            return 0
+        if self.recording is not None:
+            self.recording.append(("zero", dst, off, n))
             return 0
         if self.kind == CUDA:
             self.activate()
@@ -387,8 +399,11 @@ cdef class Device:
         cdef void *ev = NULL
         if groups == 0:
             return 0
-        if self.profiler is not None:
-            self.profiler.before(self)
+        if self.recording is not None:
+            self.recording.append(("launch", k, groups, local, _pack(a)))
+            return 0
+        if self.profiler is not None and (<EventLog>self.profiler).current is not None:
+            (<EventLog>self.profiler).before(self)
         if self.kind == CUDA:
             self.activate()
             cu_check(CU.LaunchKernel(k.handle, <unsigned>groups, 1, 1, <unsigned>local, 1, 1,
@@ -403,7 +418,7 @@ cdef class Device:
                                              0, NULL, &ev if self.profiler is not None
                                              else NULL), f"launch of {k.name}")
         if self.profiler is not None:
-            self.profiler.after(self, <size_t>ev)
+            (<EventLog>self.profiler).after(self, ev)
         return 0
 
     cdef int sync(self) except -1:
@@ -423,6 +438,42 @@ cdef class Device:
         """Wait until everything queued on the device has run."""
         self.sync()
 
+    # -- graphs: work captured once and replayed ----------------------------------
+    def begin_capture(self):
+        """Start recording the device work queued from now on (nothing runs until
+        the graph is launched): a CUDA stream capture, or on OpenCL a list of
+        the launches and copies (the same semantics, replayed by enqueuing them).
+        Allocations made meanwhile stay pinned for the graph's life."""
+        if self.capture is not None:
+            raise GpuDriverError("a device graph is already being captured")
+        self.sync()
+        if self.kind == CUDA:
+            self.activate()
+            cu_check(CU.StreamBeginCapture(self.stream, VMC_CU_STREAM_CAPTURE_MODE_RELAXED),
+                     "cuStreamBeginCapture")
+        else:
+            self.recording = []
+        self.capture = []
+
+    def end_capture(self, bint keep=True):
+        """Stop capturing; the Graph (None when ``keep`` is False: discarded)."""
+        cdef void *g = NULL
+        cdef void *ex = NULL
+        cdef Graph graph = Graph.__new__(Graph)
+        pinned, self.capture = self.capture, None
+        graph.dev, graph.pinned, graph.commands = self, pinned, None
+        if self.kind == CUDA:
+            rc = CU.StreamEndCapture(self.stream, &g)
+            if keep:
+                cu_check(rc, "cuStreamEndCapture")
+                cu_check(CU.GraphInstantiateWithFlags(&ex, g, 0), "cuGraphInstantiate")
+                graph.handle = ex
+            if g != NULL:
+                CU.GraphDestroy(g)
+        else:
+            graph.commands, self.recording = self.recording, None
+        return graph if keep else None
+
     # -- what the drivers use to build kernels ---------------------------------
     def load_cuda_module(self, bytes cubin):
         """Load a cubin into this device's context; its CUmodule handle."""
@@ -441,6 +492,49 @@ cdef class Device:
 
     def __repr__(self):
         return f"<vmc.gpu.Device {self.name}: {self.description}>"
+
+
+cdef bytes _pack(vmc_args *a):
+    """A launch's arguments as bytes: (size, value) of each, for a recorded launch."""
+    cdef int i
+    out = bytearray()
+    for i in range(a.n):
+        out += a.size[i].to_bytes(8, "little")
+        out += (<char *>a.ptr[i])[:8]
+    return bytes(out)
+
+
+cdef class Graph:
+    """Device work captured once (``Device.begin_capture``/``end_capture``);
+    ``launch()`` runs it again, with the same buffers and arguments."""
+
+    def launch(self):
+        cdef vmc_args a
+        cdef size_t size
+        cdef bytes packed
+        cdef const char *raw
+        cdef int i
+        if self.commands is None:
+            self.dev.activate()
+            cu_check(CU.GraphLaunch(self.handle, self.dev.stream), "cuGraphLaunch")
+            return
+        for cmd in self.commands:
+            if cmd[0] == "launch":
+                packed = cmd[4]
+                raw = packed
+                a.n, a.used = 0, 0
+                for i in range(len(packed) // 16):
+                    size = int.from_bytes(packed[16 * i: 16 * i + 8], "little")
+                    vmc_push(&a, raw + 16 * i + 8, size)
+                self.dev.launch(cmd[1], cmd[2], cmd[3], &a)
+            elif cmd[0] == "copy":
+                self.dev.dtod(cmd[1], cmd[2], cmd[3], cmd[4], cmd[5])
+            else:
+                self.dev.zero(cmd[1], cmd[2], cmd[3])
+
+    def __dealloc__(self):
+        if self.handle != NULL and self.dev is not None:
+            CU.GraphExecDestroy(self.handle)
 
 
 def make_kernel(Device dev, size_t handle, str name, size_t local, keep):
@@ -676,3 +770,70 @@ def set_from_host(GpuArray dst, value):
 def handle_of(GpuArray a):
     """(buffer handle, byte offset) of an array, for the drivers' wrappers."""
     return int(a.mem.handle), int(a.offset)
+
+
+cdef class EventLog:
+    """Kernel times of profiled functions, measured by the device itself: CUDA events
+    recorded around each launch, or OpenCL's profiling events (the queue is made
+    with profiling on). Nothing waits per launch: the events are read when the log
+    is collected (``collect``: at a profile's summary, or when many are pending).
+
+    ``current`` is the key the next launches are booked under (a profiled thunk
+    sets it while it runs; launches outside profiled thunks are not recorded).
+    ``totals``: key -> [device ns, launches]; pending: (key, start, end) events
+    (CUDA) or (key, cl_event, 0)."""
+
+    def __init__(self):
+        self.current, self.totals, self.pending, self.start = None, {}, [], NULL
+
+    cdef int before(self, Device dev) except -1:
+        if dev.kind == CUDA:
+            cu_check(CU.EventCreate(&self.start, 0), "cuEventCreate")
+            cu_check(CU.EventRecord(self.start, dev.stream), "cuEventRecord")
+        return 0
+
+    cdef int after(self, Device dev, void *ev) except -1:
+        cdef void *end = NULL
+        if self.current is None:
+            if dev.kind != CUDA and ev != NULL:
+                CL.ReleaseEvent(ev)
+            return 0
+        if dev.kind == CUDA:
+            cu_check(CU.EventCreate(&end, 0), "cuEventCreate")
+            cu_check(CU.EventRecord(end, dev.stream), "cuEventRecord")
+            self.pending.append((self.current, <size_t>self.start, <size_t>end))
+            self.start = NULL
+        elif ev != NULL:
+            self.pending.append((self.current, <size_t>ev, 0))
+        if len(self.pending) > 4096:
+            self.collect(dev)
+        return 0
+
+    def collect(self, Device dev):
+        """Read every pending event (after the device drains) into ``totals``."""
+        cdef float ms
+        cdef unsigned long long t0, t1
+        cdef void *a
+        cdef void *b
+        if not self.pending:
+            return self.totals
+        dev.sync()
+        for key, x, y in self.pending:
+            a, b = <void *><size_t>x, <void *><size_t>y
+            ns = 0
+            if dev.kind == CUDA:
+                if CU.EventElapsedTime(&ms, a, b) == 0:
+                    ns = int(ms * 1e6)
+                CU.EventDestroy(a)
+                CU.EventDestroy(b)
+            else:
+                if CL.GetEventProfilingInfo(a, VMC_CL_PROFILING_COMMAND_START, 8, &t0, NULL) == 0 \
+                        and CL.GetEventProfilingInfo(a, VMC_CL_PROFILING_COMMAND_END, 8, &t1,
+                                                     NULL) == 0:
+                    ns = int(t1 - t0)
+                CL.ReleaseEvent(a)
+            tot = self.totals.setdefault(key, [0, 0])
+            tot[0] += ns
+            tot[1] += 1
+        self.pending = []
+        return self.totals

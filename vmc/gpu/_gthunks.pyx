@@ -367,3 +367,84 @@ cdef class EwThunk(GThunk):
         for j in range(self.nout):
             push_array(a, <GpuArray>res[j])
         return 0
+
+
+# -- graphs: a compiled function's device work captured once, replayed after --------
+ctypedef int (*vmc_thunk_fn)(void *ctx, PyObject **regs, const int *ins,
+                             const int *outs) except? -1
+
+cdef extern from "Python.h":
+    void *PyCapsule_GetPointer(object capsule, const char *name) except? NULL
+
+
+cdef enum:
+    G_WARM = 0
+    G_CAPTURE = 1
+    G_REPLAY = 2
+    G_OFF = 3
+
+
+cdef class ReplayThunk(GThunk):
+    """One instruction of a function whose device work is replayed as graphs
+    (``vmc.gpu.graphs``). It runs its thunk, except when replaying a captured
+    segment: then it stores the outputs the capture left (the graph rewrites
+    their buffers), and the segment's first instruction checks the segment's
+    inputs and launches the graph."""
+    cdef public object state           # graphs.GraphState (mode, segments)
+    cdef public object inner           # the thunk: a CThunk or a Python callable
+    cdef vmc_thunk_fn cfn
+    cdef void *cctx
+    cdef public bint capturable
+    cdef public int n_in, n_out
+    cdef public list saved             # outputs of the capture call
+    cdef public object segment         # graphs.Segment this belongs to, or None
+    cdef public bint head              # the segment's first instruction
+
+    def __init__(self, state, inner, bint capturable, int n_in, int n_out, str label):
+        from vmc.gpu.compat import CThunk
+        self.state, self.inner, self.capturable = state, inner, capturable
+        self.n_in, self.n_out, self.label = n_in, n_out, label
+        self.saved, self.segment, self.head = None, None, False
+        self.cfn, self.cctx = NULL, NULL
+        if isinstance(inner, CThunk):
+            self.cfn = <vmc_thunk_fn>PyCapsule_GetPointer(inner.fn, "vmc_thunk")
+            self.cctx = PyCapsule_GetPointer(inner.ctx, "vmc_ctx") if inner.ctx is not None \
+                else NULL
+
+    cpdef int n_outputs(self):
+        return self.n_out
+
+    cdef int _inner(self, PyObject **regs, const int *ins, const int *outs) except -1:
+        cdef int k
+        if self.cfn != NULL:
+            return self.cfn(self.cctx, regs, ins, outs)
+        res = self.inner(*[reg(regs, ins[k]) for k in range(self.n_in)])
+        if self.n_out == 1:
+            store(regs, outs[0], res)
+        elif self.n_out > 1:
+            for k in range(self.n_out):
+                store(regs, outs[k], res[k])
+        return 0
+
+    cdef int run(self, PyObject **regs, const int *ins, const int *outs) except -1:
+        cdef int mode = self.state.mode, k
+        if mode == G_REPLAY and self.capturable and self.segment is not None:
+            if self.head:
+                vals = [reg(regs, r) for r in self.segment.external_regs]
+                if not self.segment.replay(vals):
+                    self.state.stop()          # inputs changed shape: run as usual from now
+                    return self._inner(regs, ins, outs)
+            for k in range(self.n_out):
+                store(regs, outs[k], self.saved[k])
+            return 0
+        if mode != G_CAPTURE:
+            return self._inner(regs, ins, outs)
+        if not self.capturable:
+            self.state.close()                 # the device work so far runs as a graph
+            return self._inner(regs, ins, outs)
+        self.state.enter(self, [ins[k] for k in range(self.n_in)],
+                         [reg(regs, ins[k]) for k in range(self.n_in)])
+        self._inner(regs, ins, outs)
+        self.saved = [reg(regs, outs[k]) for k in range(self.n_out)]
+        self.state.produced([outs[k] for k in range(self.n_out)])
+        return 0

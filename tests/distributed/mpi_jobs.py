@@ -120,6 +120,17 @@ def job_collectives(out):
     for k, o in enumerate(f(*vals)):
         got[f"packed{k}"] = o
         want[f"packed{k}"] = np.arange(5 * k + 1, dtype=float) * cs.sum()
+    # Results the caller keeps are never overwritten by a later call (the thunks
+    # reuse their MPI buffers only when nothing else holds them): a big allreduce
+    # (its own message) and small ones (one packed message).
+    big, small = vt.vector("big"), vt.vector("small")
+    f = vmc.function([big, small], [dist.allreduce(big, "sum"), dist.allreduce(small, "max")])
+    first = f(np.full(300, r + 1.0), np.full(3, r + 1.0))
+    second = f(np.full(300, 10.0 * (r + 1)), np.full(3, 10.0 * (r + 1)))
+    for k, (a, b) in enumerate(zip(first, second)):
+        got[f"kept{k}"], want[f"kept{k}"] = a, np.full(a.shape, cs.sum() if k == 0 else n)
+        got[f"later{k}"], want[f"later{k}"] = b, np.full(b.shape, 10 * (cs.sum() if k == 0
+                                                                          else n))
     _save(out, "collectives", **{f"got.{k}": v for k, v in got.items()},
           **{f"want.{k}": v for k, v in want.items()})
 

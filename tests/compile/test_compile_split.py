@@ -102,7 +102,8 @@ def test_wait_before_a_branch_that_reads_it():
     kinds = [int(k) for k in f.program.kind]
     labels = _labels(f)
     assert labels.index("LaterWait") < kinds.index(JUMP_IF_FALSE)
-    assert Later.blocks == [((),)]
+    (ctxs,) = Later.blocks                   # one context: the root block
+    assert len(ctxs) == 1 and ctxs[0].depth == 0
     xv = np.linspace(-1, 1, 4)
     e = np.exp(xv)
     np.testing.assert_allclose(f(1, xv), e * 2 + np.tanh(xv) * e)
@@ -117,7 +118,8 @@ def test_inside_a_branch_the_pair_stays_in_the_branch():
     labels = _labels(f)
     jump = kinds.index(JUMP_IF_FALSE)
     assert jump < labels.index("LaterStart") < labels.index("LaterWait")
-    assert len(Later.blocks[0]) == 1 and Later.blocks[0][0][0][1] == "then"
+    (ctxs,) = Later.blocks                   # one context: the then-branch
+    assert len(ctxs) == 1 and ctxs[0].depth == 1 and ctxs[0].branch == 0
     xv = np.linspace(-1, 1, 4)
     np.testing.assert_allclose(f(1, xv), np.exp(xv) * 2)
     np.testing.assert_allclose(f(0, xv), xv)

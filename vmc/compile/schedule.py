@@ -110,7 +110,7 @@ def split_async(fgraph):
         hook = getattr(type(node.op), "split_start_wait", None)
         if hook is not None:
             groups.setdefault(hook, []).append(node)
-    ctx_of = _contexts(order, list(fgraph.outputs))
+    _, ctx_of = branch_contexts(order, list(fgraph.outputs))
     for hook, nodes in groups.items():
         fgraph.replace_all(hook(nodes, ctx_of.get), reason="split_async")
     return True
@@ -147,17 +147,18 @@ def _placed(nodes, ctx, by_ctx):
 
 def _block_reads(node, ctx, by_ctx):
     """The variables the entry of ``node`` in block ``ctx`` reads: its inputs, and
-    for an ifelse what every node of its branches (nested ones too) reads."""
-    if not isinstance(node.op, IfElse):
+    for a lazy node (an ifelse) what every node of its branches (nested ones too)
+    reads."""
+    if lazy_groups(node) is None:
         return node.inputs
     reads, stack = list(node.inputs), [(node, ctx)]
     while stack:
         n, c = stack.pop()
-        for side in ("then", "else"):
-            inner = c + ((n, side),)
-            for m in by_ctx.get(inner, ()):
+        for branch in range(len(lazy_groups(n))):
+            inner = c.get_child(n, branch)
+            for m in by_ctx.get(inner, ()) if inner is not None else ():
                 reads.extend(m.inputs)
-                if isinstance(m.op, IfElse):
+                if lazy_groups(m) is not None:
                     stack.append((m, inner))
     return reads
 

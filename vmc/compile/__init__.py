@@ -10,12 +10,13 @@ Theano programs also reach ``theano.compile.SharedVariable`` here.
 """
 from vmc.graph.basic import SharedVariable
 from .errors import enrich
-from .function import Function, FunctionSpec, prepare, schedule
+from .function import Function, FunctionSpec, place_on_device, prepare, schedule
 from .graph_cache import optimized_graph
 from .io import In, Out, as_update_value, normalize_inputs, normalize_outputs
 from .profiling import ProfileStats
 from .pyvm import ProfilingPyVM, PyVM
 
 __all__ = ["Function", "FunctionSpec", "prepare", "schedule", "optimized_graph",
+           "place_on_device",
            "In", "Out", "as_update_value", "normalize_inputs", "normalize_outputs",
            "ProfileStats", "ProfilingPyVM", "PyVM", "enrich", "SharedVariable"]

@@ -241,7 +241,7 @@ def _compile_traced(spec):
     fgraph = optimized_graph(inputs, outs + [u for _, u in updates], len(outs),
                              [s for s, _ in updates], spec.mode, timings)
     t1 = time.perf_counter()
-    fgraph, updates = _place_on_device(fgraph, spec, updates)
+    fgraph, updates = place_on_device(fgraph, spec, updates)
     timings["device placement"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     program, node_of_pc = schedule(fgraph, spec, updates)
@@ -271,12 +271,17 @@ def _with_graphs(cls):
     return GraphFunction
 
 
-def _place_on_device(fgraph, spec, updates):
-    """The graph with its work moved to ``config.device`` (``vmc.gpu.transfer``),
-    and the updates naming the device twins of device shared variables; as it
-    was when everything runs on the CPU and no value lives on a device."""
+def place_on_device(fgraph, spec, updates, device=None, outputs_on_device=False,
+                    inputs_on_device=frozenset()):
+    """The graph with its work moved to ``device`` (default ``config.device``;
+    ``vmc.gpu.transfer``), and the updates naming the device twins of device
+    shared variables; as it was when everything runs on the CPU and no value
+    lives on a device. ``outputs_on_device``: device results stay GpuArrays;
+    ``inputs_on_device``: positions of inputs that arrive as GpuArrays (both for a
+    scan body, whose loop keeps its values on the device)."""
     import sys
-    on_device = config.device != "cpu"
+    device = device or config.device
+    on_device = device != "cpu"
     if not on_device and "vmc.gpu.shared" not in sys.modules:
         return fgraph, updates              # no device value can exist
     if not on_device:
@@ -287,8 +292,8 @@ def _place_on_device(fgraph, spec, updates):
     from vmc.gpu import get_device
     from vmc.gpu.transfer import to_device
     borrowed = frozenset(k for k, o in enumerate(spec.outputs) if o.borrow)
-    device = get_device(config.device).name if on_device else None
-    fgraph, twins = to_device(fgraph, device, borrowed)
+    device = get_device(device).name if on_device else None
+    fgraph, twins = to_device(fgraph, device, borrowed, outputs_on_device, inputs_on_device)
     return fgraph, [(twins.get(s, s), v) for s, v in updates]
 
 

@@ -685,6 +685,31 @@ cdef class GpuArray:
             raise TypeError("len() of a 0-d GpuArray")
         return self.dims[0]
 
+    def __getitem__(self, index):
+        """Row ``i`` (``a[i]`` or ``a[i, ...]``) or rows ``a[start:stop]`` of the
+        first dim, as a view; other indices go through compiled functions."""
+        if isinstance(index, tuple) and len(index) == 2 and index[1] is Ellipsis:
+            index = index[0]
+        if self.nd == 0:
+            raise IndexError("a 0-d GpuArray has no rows")
+        if isinstance(index, slice):
+            b, e, st = index.indices(self.dims[0])
+            if st != 1:
+                raise IndexError("GpuArray slices take step 1")
+            return self.view((max(e - b, 0),) + self.shape[1:], self.strides,
+                             b * self.strd[0])
+        i = int(index)
+        if not -self.dims[0] <= i < self.dims[0]:
+            raise IndexError(f"row {i} of a GpuArray of shape {self.shape}")
+        i = i + self.dims[0] if i < 0 else i
+        return self.view(self.shape[1:], self.strides[1:], i * self.strd[0])
+
+    def __bool__(self):
+        """The truth of a one-element array (reads it: waits for the device)."""
+        if self.size != 1:
+            raise ValueError(f"the truth of a GpuArray of shape {self.shape} is ambiguous")
+        return bool(self.get().reshape(()))
+
 
 cdef GpuArray empty(Device dev, int nd, const cnp.npy_intp *dims, int typenum):
     """A new C-contiguous array from the device's pool."""

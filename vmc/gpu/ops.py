@@ -16,8 +16,11 @@ from .types import GpuTensorType
 
 
 class GpuFromHost(Op):
-    """A host tensor copied to ``device``."""
+    """A host tensor copied to ``device``. A value already on the device passes
+    through (a scan body's inputs), so the result counts as a view of the input:
+    no thunk may overwrite it."""
     __props__ = ("device",)
+    view_map = {0: [0]}
 
     def __init__(self, device):
         self.device = str(device)

@@ -74,11 +74,18 @@ class _Values:
         return g
 
 
-def to_device(fgraph, device, borrowed=frozenset()):
+def to_device(fgraph, device, borrowed=frozenset(), outputs_on_device=False,
+              inputs_on_device=frozenset()):
     """A new FunctionGraph over the same inputs with nodes placed on ``device``
     (None: all on the CPU, only reading device shared variables), and the
-    map from each device shared variable to the twin the graph reads."""
+    map from each device shared variable to the twin the graph reads.
+    ``outputs_on_device``: outputs made on the device stay GpuArrays;
+    ``inputs_on_device``: positions of inputs whose values are GpuArrays on
+    ``device`` (read there through a GpuFromHost that passes them through)."""
     vals = _Values(device, fgraph.inputs)
+    for k in inputs_on_device:
+        vals.made_on_device.add(fgraph.inputs[k])
+        del vals.host[fgraph.inputs[k]]
     for node in fgraph.toposort():
         place = placement(node, vals.is_on_host) if device is not None else None
         if place is None:
@@ -101,7 +108,7 @@ def to_device(fgraph, device, borrowed=frozenset()):
             (vals.host if k in host_out else vals.gpu)[o] = n
             if k not in host_out:
                 vals.made_on_device.add(o)
-    outputs = _outputs(fgraph, vals, borrowed)
+    outputs = _outputs(fgraph, vals, borrowed, outputs_on_device)
     new_fg = FunctionGraph(fgraph.inputs, outputs, clone=False)
     new_fg.n_user_outputs = fgraph.n_user_outputs
     new_fg.update_shared = list(getattr(fgraph, "update_shared", []))
@@ -109,7 +116,7 @@ def to_device(fgraph, device, borrowed=frozenset()):
     return new_fg, twins
 
 
-def _outputs(fgraph, vals, borrowed):
+def _outputs(fgraph, vals, borrowed, on_device=False):
     n_user = fgraph.n_user_outputs
     targets = list(getattr(fgraph, "update_shared", []))
     out = []
@@ -118,6 +125,8 @@ def _outputs(fgraph, vals, borrowed):
             s = targets[k - n_user] if k - n_user < len(targets) else None
             out.append(vals.on_device(v, s.device) if isinstance(s, GpuSharedVariable)
                        else vals.on_host(v))
+        elif on_device and v in vals.made_on_device:
+            out.append(vals.gpu[v])
         elif k in borrowed and (v in vals.gpu or isinstance(v, GpuSharedVariable)):
             out.append(AsDriverArray()(vals.on_device(v, _device_of(vals, v))))
         else:

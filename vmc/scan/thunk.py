@@ -59,6 +59,7 @@ class InnerFunction:
         self.timings = {}
         inputs, outs, updates = prepare(spec)
         fgraph = optimized_graph(inputs, outs, len(outs), [], spec.mode, self.timings)
+        fgraph, updates = self.place(fgraph, spec, updates)
         self.program, self.node_of_pc = schedule(fgraph, spec, updates)
         self.fgraph = fgraph
         self.name = spec.name
@@ -68,6 +69,11 @@ class InnerFunction:
         self.described = None      # the failing step's input shapes, for messages
         if config.profile if profile is None else profile:
             self.set_profiling(True)
+
+    def place(self, fgraph, spec, updates):
+        """Where the body runs: as optimized (the CPU); a GPU driver's body
+        moves it to its device (``vmc/gpu/thunks/scan.py``)."""
+        return fgraph, updates
 
     def set_profiling(self, on):
         """Record the body's per-instruction times (accumulated over steps);
@@ -115,7 +121,7 @@ class ScanThunk:
         self.node = node
         info = op.info
         self.info = info
-        self.inner = compile_inner(op)
+        self.inner = self.compile(op)
         self.vm = self.inner.vm
         self.lags = info.lags
         self.n_in = len(op.inner_inputs)
@@ -124,6 +130,11 @@ class ScanThunk:
         _, nits, _, _ = op.split_inner_outputs()
         self.nit_types = [v.type for v in nits]
         self.use_cython = _scan_loop is not None and _scan_loop.can_drive(self.vm)
+
+    state_class = None           # LoopState (set below); a GPU driver's holds device buffers
+
+    def compile(self, op):
+        return compile_inner(op)
 
     def set_profiling(self, on):
         self.inner.set_profiling(on)
@@ -137,7 +148,7 @@ class ScanThunk:
                 raise ValueError(f"{op}: the initial value of {op.label('outs', k)} has "
                                  f"{init.shape[0]} entries along its first dim, but its "
                                  f"taps {list(op.info.rec_taps[k])} need {lag}")
-        state = LoopState(self, n, inits, carries)
+        state = self.state_class(self, n, inits, carries)
         args = [None] * self.n_in
         base = self.n_in - len(nonseqs)
         args[base:] = nonseqs
@@ -306,6 +317,9 @@ class LoopState:
         for v in self.carries:
             outs.append(_own(v, inputs))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+ScanThunk.state_class = LoopState
 
 
 def _own(v, inputs):

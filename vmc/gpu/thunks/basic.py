@@ -32,10 +32,15 @@ def device_of_node(node):
 # -- transfers (their thunks work wherever they run) -----------------------------------
 @gpu_thunk(GpuFromHost, also_cpu=True, host_inputs=_ALL)
 def gpu_from_host_thunk(node, destroyable):
-    from .._gpu import to_device
+    from .._gpu import GpuArray, to_device
     dev = get_device(node.op.device)
     dtype = np.dtype(node.outputs[0].type.dtype)
-    return lambda x: to_device(dev, x, dtype)
+
+    def thunk(x):
+        if type(x) is GpuArray and x.dev is dev:
+            return x          # already there: a scan body's inputs on its device
+        return to_device(dev, x, dtype)
+    return thunk
 
 
 @gpu_thunk(HostFromGpu, also_cpu=True, host_outputs=_ALL)

@@ -17,6 +17,14 @@ run the same compiled functions in the same order, with the same shapes.
 An uncaught exception on any rank (after ``init``) aborts every rank with that
 rank's number and traceback, rather than leaving the others waiting.
 
+What every rank must share, as with MPI itself: the compiled functions with
+collectives, called in the same order; each collective's input shape and dtype, the
+same on every rank (checked at the first call, with an error naming each rank's) and
+from call to call (a change raises; compile one function per shape); the condition of
+an ``ifelse`` whose branch holds a collective (not checked: ranks that take different
+branches wait for each other forever). One communicator serves every collective of a
+process; a function with collectives must not run in several threads at once.
+
 Needs mpi4py and an MPI library: ``pip install 'vmc[mpi]'`` (mpi4py and the mpich
 wheel), or Debian's ``python3-mpi4py`` with ``mpich`` or ``openmpi-bin``.
 """

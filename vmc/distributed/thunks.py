@@ -64,7 +64,7 @@ class Buffers:
 class Message:
     """One non-blocking collective: its parts, its request, its result buffer."""
     __slots__ = ("comm", "coll", "buffers", "parts", "offsets", "nbytes", "send_buf",
-                 "recv", "request", "done", "finish", "__weakref__")
+                 "recv", "request", "done", "finish")
 
     def __init__(self, comm, coll, buffers=None):
         self.comm, self.coll, self.buffers = comm, coll, buffers

@@ -64,7 +64,8 @@ def ew_runtime():
         include_dirs=[np.get_include(), str(cgen), "vmc"],
         depends=[str(h) for d in (cgen, Path("vmc")) for h in sorted(d.glob("*.h"))],
         define_macros=[("VMC_HEADERS_DIGEST", f'"{headers.headers_digest()}"')],
-        extra_compile_args=["-O2", "-Wno-unused-function"] + MATH_FLAGS,
+        extra_compile_args=["-O2", "-Wno-unused-function", "-pthread"] + MATH_FLAGS,
+        extra_link_args=["-pthread"],
     )
 
 

@@ -47,6 +47,22 @@ def parse_device(s):
                      f"and device indices), got {s!r}")
 
 
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):      # not Linux
+        return os.cpu_count() or 1
+
+
+def _threads(s) -> int:
+    n = int(s)
+    if n < 1:
+        raise ValueError(f"vmc.config.threads must be a positive number of threads, got {s!r} "
+                         f"(the default is the CPUs this process may run on: "
+                         f"{_default_threads()})")
+    return n
+
+
 def _optimizer(s):
     return None if s in (None, "None", "none", "") else s
 
@@ -68,6 +84,9 @@ OPTIONS = {
                              "(vmc/thunks/cgen/vmc_blocks.h); 0 turns the cache off", float),
     "graph_cache": Option(True, "reuse the optimized graph of a graph optimized before, in "
                           "this process or (in compiledir) an earlier one", _bool),
+    "threads": Option(_default_threads(), "threads that split large elementwise kernels and "
+                      "reductions, and BLAS threads (through threadpoolctl); default: the CPUs "
+                      "this process may run on", _threads),
     "profile": Option(False, "profile every compiled function", _bool),
     "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit",
                               _bool),
@@ -122,11 +141,23 @@ class Config:
             raise AttributeError(f"vmc.config has no option {name!r}; "
                                  f"options: {', '.join(sorted(OPTIONS))}")
         opt = OPTIONS[name]
-        if isinstance(value, str):
+        if isinstance(value, str) or opt.parse in _CHECKED:
             value = opt.parse(value)
         if opt.allowed is not None and value not in opt.allowed:
             raise ValueError(f"vmc.config.{name} must be one of {opt.allowed}, got {value!r}")
+        self._set(name, value)
+
+    def _set(self, name, value):
         self._values[name] = value
+        for fn in _watchers.get(name, ()):
+            fn(value)
+
+    def watch(self, name, fn):
+        """Call ``fn(value)`` now and whenever option ``name`` is set (the runtime
+        follows ``threads`` this way)."""
+        getattr(self, name)
+        _watchers.setdefault(name, []).append(fn)
+        fn(self._values[name])
 
     @contextlib.contextmanager
     def change(self, **values):
@@ -137,7 +168,7 @@ class Config:
             yield self
         finally:
             for k, v in old.items():
-                self._values[k] = v
+                self._set(k, v)
 
     def items(self):
         """``(name, value)`` of every option, sorted by name."""
@@ -164,4 +195,6 @@ class _Section:
 
 _SECTIONS = {name.split(".", 1)[0] for name in OPTIONS if "." in name}
 
+_CHECKED = (_threads,)     # parsers that also check values given as numbers
+_watchers: dict = {}
 config = Config(os.environ.get("VMC_FLAGS", ""))

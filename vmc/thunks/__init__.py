@@ -3,6 +3,8 @@ from .registry import py_thunk, register, register_batch
 from . import scipy_blas
 
 scipy_blas.preload()   # before vmc.thunks._blas cimports it (0.05 s instead of 0.42)
+from . import threads  # noqa: E402
+threads.follow_config()     # BLAS threads follow config.threads
 from . import numpy_thunks  # noqa: F401  (registers the core thunks)
 from . import numpy_thunks_extra  # noqa: F401  (split, repeat, diagonals, matmul, linalg)
 from . import numpy_thunks_random, philox  # noqa: F401  (random draws)

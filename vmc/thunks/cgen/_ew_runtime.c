@@ -93,7 +93,48 @@ static PyObject *block_cache_set_cap(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_threads(PyObject *self, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || n > VMC_POOL_MAX) {
+        PyErr_Format(PyExc_ValueError, "threads must be in [1, %d], got %ld", VMC_POOL_MAX, n);
+        return NULL;
+    }
+    vmc_pool_threads = (int)n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *set_parallel_min(PyObject *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1) { PyErr_SetString(PyExc_ValueError, "parallel_min must be >= 1"); return NULL; }
+    vmc_par_min = n;
+    Py_RETURN_NONE;
+}
+
+static PyObject *pool_info(PyObject *self, PyObject *unused) {
+    return Py_BuildValue("{s:i,s:i,s:n,s:n}", "threads", vmc_pool_threads, "workers_started",
+                         vmc__pool.started, "parallel_min", (Py_ssize_t)vmc_par_min,
+                         "chunk", (Py_ssize_t)VMC_CHUNK);
+}
+
+/* A forked child has none of the parent's workers, and a worker may have held
+ * the pool's mutex at the fork. */
+static void pool_after_fork(void) {
+    pthread_mutex_init(&vmc__pool.mu, NULL);
+    pthread_cond_init(&vmc__pool.go, NULL);
+    pthread_cond_init(&vmc__pool.done, NULL);
+    vmc__pool.started = vmc__pool.busy = vmc__pool.active = vmc__pool.joined = 0;
+    vmc__pool.want = 0;
+}
+
 static PyMethodDef methods[] = {
+    {"set_threads", set_threads, METH_O,
+     "set_threads(n): threads that split large kernels and full reductions (config.threads)"},
+    {"set_parallel_min", set_parallel_min, METH_O,
+     "set_parallel_min(n): the fewest elements of a kernel call worth splitting"},
+    {"pool_info", pool_info, METH_NOARGS,
+     "pool_info(): threads, workers started, parallel_min, partial-reduction chunk"},
     {"load", load, METH_O, "load(path): open a kernel library; its table, in a capsule"},
     {"thunk", thunk, METH_VARARGS, "thunk(table, i): (fn, ctx) capsules of kernel i's thunk"},
     {"empty", empty, METH_VARARGS,
@@ -110,6 +151,7 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_ew_runtime", NULL, 
 
 PyMODINIT_FUNC PyInit__ew_runtime(void) {
     import_array();
+    pthread_atfork(NULL, NULL, pool_after_fork);
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     /* for extensions that allocate outputs too (vmc.thunks._blas) */

@@ -338,6 +338,9 @@ def _reduce_loops(k, spec, nm, modes):
     src += f"static void {k}_rinit(char **o, npy_intp n) {{\n"
     src += "".join(f"    for (npy_intp i = 0; i < n; i++) (({t} *)o[{q}])[i] = {idents[q]};\n"
                    for q, t in enumerate(outs))
+    src += f"}}\nstatic void {k}_rcombine(char **o, char **p) {{\n"
+    src += "".join(f"    *({t} *)o[{q}] = {accs[q](f'*({t} *)o[{q}]', f'*({t} *)p[{q}]')};\n"
+                   for q, t in enumerate(outs))
     return src + "}\n"
 
 
@@ -375,7 +378,7 @@ def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) ->
     if block_form(spec):
         src = _body_fn(k, spec, nm, "exact", "__attribute__((always_inline)) ")[0]
         src += _block_loops(k, spec, nm, modes)
-        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL"
+        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL, NULL"
         return src + _desc(k, spec, set(), fns, reuse_max)
     exact, _ = _body_fn(k, spec, nm, "exact")
     fast, has_big = _body_fn(k, spec, nm, "fast")
@@ -383,11 +386,11 @@ def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) ->
     if red:
         src += _reduce_loops(k, spec, nm, modes)
         axes = {a % nd for a in spec.reduce[1]}
-        fns = f"NULL, {k}_racc, {k}_rrow, NULL, {k}_rstrided, {k}_rinit"
+        fns = f"NULL, {k}_racc, {k}_rrow, NULL, {k}_rstrided, {k}_rinit, {k}_rcombine"
     else:
         axes = set()
         src += _row_loop(k, spec, nm, modes, has_big) + _strided_loop(k, spec, nm)
-        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL"
+        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL, NULL"
     return src + _desc(k, spec, axes, fns, reuse_max)
 
 
@@ -511,7 +514,14 @@ def runtime():
                                   "headers; run `python setup.py build_ext --inplace`")
     from vmc.config import config
     _ew_runtime.block_cache_set_cap(int(float(config.block_cache_mb) * 2 ** 20))
+    if not _runtime_state:
+        from vmc.thunks.threads import follow_config
+        follow_config(_ew_runtime)      # its pool follows config.threads
+        _runtime_state.append(True)
     return _ew_runtime
+
+
+_runtime_state: list = []
 
 
 def block_cache_info() -> dict:

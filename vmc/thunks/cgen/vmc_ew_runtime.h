@@ -7,8 +7,11 @@
 #define VMC_EW_RUNTIME_H
 #include "vmc_elemwise.h"
 #include "vmc_blocks.h"
-#include <emmintrin.h>
+#include "vmc_pool.h"
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* "i0 (3, 4), i1 (1, 5)" into buf. */
 static void vmc__shapes(char *buf, size_t cap, PyArrayObject **in, int nin) {
@@ -243,6 +246,7 @@ static int vmc__row_ok(const vmc_ew_desc *d, int nd, npy_intp (*str)[VMC_MAXDIM]
 #define VMC_STREAM_CHUNK 2048                 /* elements per chunk */
 #define VMC_STREAM_MAXOUT 2
 
+#if defined(__SSE2__)
 static void vmc__stream_copy(char *dst, const char *src, size_t nbytes) {
     size_t head = (size_t)(-(uintptr_t)dst & 15);
     if (head > nbytes) head = nbytes;
@@ -252,10 +256,18 @@ static void vmc__stream_copy(char *dst, const char *src, size_t nbytes) {
         _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
     memcpy(dst + i, src + i, nbytes - i);
 }
+#define VMC_HAVE_STREAMS 1
+#define vmc__stream_fence() _mm_sfence()
+#else   /* no portable non-temporal store: the plain row loop */
+static void vmc__stream_copy(char *dst, const char *src, size_t nbytes) { memcpy(dst, src, nbytes); }
+#define VMC_HAVE_STREAMS 0
+#define vmc__stream_fence() ((void)0)
+#endif
 
 static int vmc__streams(const vmc_ew_desc *d, int cnd, int use_row, npy_intp n,
                         PyArrayObject **out) {
-    if (d->reduce || !use_row || cnd != 1 || d->nout > VMC_STREAM_MAXOUT) return 0;
+    if (!VMC_HAVE_STREAMS || d->reduce || !use_row || cnd != 1 || d->nout > VMC_STREAM_MAXOUT)
+        return 0;
     for (int k = 0; k < d->nout; k++)
         if (n * PyArray_ITEMSIZE(out[k]) < VMC_STREAM_MIN) return 0;
     return 1;
@@ -277,7 +289,78 @@ static void vmc__stream_row(const vmc_ew_desc *d, npy_intp n, npy_intp (*str)[VM
         for (int k = 0; k < d->nout; k++)
             vmc__stream_copy(base[d->nin + k] + b * item[k], (char *)buf[k], (size_t)(m * item[k]));
     }
-    _mm_sfence();
+    vmc__stream_fence();
+}
+
+/* ---- splitting one kernel call across the pool (vmc_pool.h) ----
+ * A job cuts the collapsed iteration space along one axis into tasks:
+ * - "box" tasks own disjoint outputs (an elementwise kernel, or a reduction
+ *   cut along an axis it does not reduce): each output element is computed
+ *   exactly as one thread would, so any thread count gives the same bits;
+ *   used when threads > 1 and the call has at least vmc_par_min elements.
+ * - "partial" tasks reduce fixed chunks of a full reduction (one output
+ *   element) into partial results, folded in task order with the kernel's own
+ *   accumulate (rcombine). The chunks depend on the shape only, never on the
+ *   thread count, and are used with one thread too. */
+#define VMC_CHUNK ((npy_intp)1 << 16)     /* elements of one partial-reduction chunk */
+#define VMC_MAX_TASKS 256
+#define VMC_PART_MAXOUT 4
+static npy_intp vmc_par_min = (npy_intp)1 << 15;   /* measured: see runtime's docstring */
+
+typedef struct {
+    const vmc_ew_desc *d;
+    int cnd, nops, use_row, reduced_inner, streams, axis;
+    npy_intp *shape, span;
+    npy_intp (*str)[VMC_MAXDIM];
+    char **base;
+    PyArrayObject **out;
+    double (*part)[VMC_PART_MAXOUT][2];   /* partial results, 16 bytes each */
+} vmc__job;
+
+static void vmc__task(void *arg, long t) {
+    vmc__job *j = (vmc__job *)arg;
+    const vmc_ew_desc *d = j->d;
+    npy_intp shape[VMC_MAXDIM], lo = (npy_intp)t * j->span, hi = lo + j->span;
+    char *base[VMC_MAXOPS];
+    if (hi > j->shape[j->axis]) hi = j->shape[j->axis];
+    for (int a = 0; a < j->cnd; a++) shape[a] = j->shape[a];
+    shape[j->axis] = hi - lo;
+    for (int o = 0; o < j->nops; o++) base[o] = j->base[o] + lo * j->str[o][j->axis];
+    if (j->part) {
+        for (int k = 0; k < d->nout; k++) base[d->nin + k] = (char *)j->part[t][k];
+        d->rinit(base + d->nin, 1);
+    }
+    if (j->streams) vmc__stream_row(d, shape[0], j->str, base, j->out);
+    else vmc__walk(d, j->cnd, j->nops, shape, j->str, base, j->use_row, j->reduced_inner);
+}
+
+/* Set up j's axis and span; the number of tasks (1: run as one piece). */
+static long vmc__plan(vmc__job *j, npy_intp n, npy_intp nout_elems) {
+    const vmc_ew_desc *d = j->d;
+    int last = j->cnd - 1, threads = vmc_pool_threads;
+    npy_intp inner = 1;
+    for (int a = 1; a < j->cnd; a++) inner *= j->shape[a];
+    if (d->reduce && nout_elems == 1) {
+        if (!d->rcombine || d->nout > VMC_PART_MAXOUT || n <= VMC_CHUNK) return 1;
+        j->axis = 0;
+        j->span = VMC_CHUNK / inner > 1 ? VMC_CHUNK / inner : 1;
+        if ((j->shape[0] + j->span - 1) / j->span > VMC_MAX_TASKS)
+            j->span = (j->shape[0] + VMC_MAX_TASKS - 1) / VMC_MAX_TASKS;
+        return (long)((j->shape[0] + j->span - 1) / j->span);
+    }
+    if (threads <= 1 || n < vmc_par_min) return 1;
+    npy_intp want = (npy_intp)threads * 4;    /* a few tasks a thread: a late thread catches up */
+    int ax = -1;
+    for (int a = 0; a <= last && ax < 0; a += last > 0 ? last : 1) {
+        int reduced = d->reduce && j->str[d->nin][a] == 0;
+        if (!reduced && j->shape[a] >= threads) ax = a;
+    }
+    if (ax < 0) return 1;
+    j->axis = ax;
+    npy_intp ext = j->shape[ax], tasks = ext < want ? ext : want;
+    j->span = (ext + tasks - 1) / tasks;
+    if (ax == last && j->use_row && j->span > 64) j->span = (j->span + 63) / 64 * 64;  /* whole vectors */
+    return (long)((ext + j->span - 1) / j->span);
 }
 
 static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **out,
@@ -300,12 +383,25 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
     int cnd = vmc__collapse(nd, nops, shape, str);
     int reduced_inner = d->reduce && str[d->nin][cnd - 1] == 0;
     int use_row = vmc__row_ok(d, cnd, str, in, out, reduced_inner, shape);
+    double part[VMC_MAX_TASKS][VMC_PART_MAXOUT][2];
+    vmc__job j = {d, cnd, nops, use_row, reduced_inner, vmc__streams(d, cnd, use_row, n, out),
+                  0, shape, 0, str, base, out, NULL};
+    long ntasks = vmc__plan(&j, n, d->reduce ? PyArray_SIZE(out[0]) : n);
     NPY_BEGIN_THREADS_DEF;
     if (n >= VMC_GIL_MIN) NPY_BEGIN_THREADS;
-    if (vmc__streams(d, cnd, use_row, n, out))
-        vmc__stream_row(d, shape[0], str, base, out);
-    else
-        vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
+    if (ntasks <= 1) {
+        if (j.streams) vmc__stream_row(d, shape[0], str, base, out);
+        else vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
+    } else {
+        if (d->reduce && PyArray_SIZE(out[0]) == 1) j.part = part;
+        vmc_pool_run(vmc__task, &j, ntasks);
+        if (j.part)
+            for (long t = 0; t < ntasks; t++) {
+                char *p[VMC_PART_MAXOUT];
+                for (int k = 0; k < d->nout; k++) p[k] = (char *)part[t][k];
+                d->rcombine(base + d->nin, p);
+            }
+    }
     NPY_END_THREADS;
 }
 

@@ -8,15 +8,19 @@ The float64 reference is numpy float64 (glibc), or long double where numpy
 has no such function; float32 is checked against the float64 reference
 rounded to float32, i.e. against an almost correctly rounded result.
 
+Every vector width this CPU has is checked: its widest (AVX-512 here, 512-bit vectors)
+and each narrower x86 level, pinned through VMC_CFLAGS.
+
 Run as a script to print the max ulp error per function and dtype.
 """
 import math
+import os
 import zlib
 
 import numpy as np
 import pytest
 
-from vmc.thunks.cgen.cache import compile_module
+from vmc.thunks.cgen.cache import compile_module, isa
 
 MAX_ULP = 4
 FUNCS = ["exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus",
@@ -62,9 +66,29 @@ static PyMethodDef VMC_METHODS[] = {{"apply", apply, METH_VARARGS, NULL}, {NULL}
 """
 
 
-@pytest.fixture(scope="module")
-def cmath():
-    return compile_module(_c_source(), "mathtest")
+def _widths():
+    """The vector widths to check on this CPU: its own (``isa()``), and each narrower
+    x86 level pinned through VMC_CFLAGS (AVX2+FMA, then SSE)."""
+    level = isa()[0]
+    out = [(level, "")]
+    if level == "avx512":
+        out.append(("avx2", "-mno-avx512f"))
+    if level in ("avx512", "avx2", "avx"):
+        out.append(("sse", "-mno-avx"))
+    return out
+
+
+@pytest.fixture(scope="module", params=_widths(), ids=lambda w: w[0])
+def cmath(request):
+    old = os.environ.get("VMC_CFLAGS")
+    os.environ["VMC_CFLAGS"] = request.param[1]
+    try:
+        return compile_module(_c_source(), f"mathtest_{request.param[0]}")
+    finally:
+        if old is None:
+            del os.environ["VMC_CFLAGS"]
+        else:
+            os.environ["VMC_CFLAGS"] = old
 
 
 def run(mod, f, x):

@@ -328,6 +328,12 @@ def _reduce_loops(k, spec, nm, modes):
     body += f"            {k}_exact({call('i')});\n"
     body += "".join(f"            L{q}[0] = {accs[q](f'L{q}[0]', f'v{q}')};\n" for q in nq)
     body += "        }\n"
+    # The lanes go through memory before they fold: GCC 12 at -O3 fuses this loop and
+    # the fold below into one vector reduction and miscompiles it for integer lanes
+    # (casts through unsigned) fed by narrower inputs, at every width from SSE to
+    # AVX-512 (a sum of eq(int64, int32) over 16 elements gave 3 instead of 6; see
+    # tests/thunks/test_reduce_isa.py).
+    body += "".join(f"        __asm__(\"\" : \"+m\"(L{q}));\n" for q in nq)
     for q in nq:
         level = [f"L{q}[{l}]" for l in range(LANES)]
         while len(level) > 1:   # pairwise fold of the lanes

@@ -51,18 +51,20 @@ def _merge_key(node):
 
 class Equilibrium:
     """Runs one pass: ``Equilibrium(selection, merge=True)(fgraph) -> Counter``
-    of the rewrites that fired (by name).
+    of the rewrites that fired (by name). With ``log`` (a list), each
+    replacement is appended to it as ``(rewrite name or "merge", old, new)``.
 
     ``followup`` rewrites are offered only the nodes that a replacement made
     or touched, not the whole graph again: the stabilize pass re-canonicalizes
     what it changes without walking every node through canonicalize twice.
     """
 
-    def __init__(self, selection, merge=True, followup=None, max_factor=50):
+    def __init__(self, selection, merge=True, followup=None, max_factor=50, log=None):
         self.selection = selection
         self.followup = followup
         self.merge = merge
         self.max_factor = max_factor
+        self.log = log               # a list: gets (rewrite name, old, new) per replacement
 
     def __call__(self, fgraph):
         self.fgraph = fgraph
@@ -189,6 +191,8 @@ class Equilibrium:
         readers, lost = [], []
         for old, new in pairs:
             if old in fg.variables:
+                if self.log is not None:
+                    self.log.append((reason, old, new))
                 readers += [c for c, _ in fg.clients[old] if c != "output"]
                 if old.owner is not None:
                     lost += old.owner.inputs

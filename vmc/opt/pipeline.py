@@ -115,12 +115,14 @@ def get_mode(mode=None):
     raise TypeError(f"mode must be a name or a vmc.Mode, got {type(mode).__name__}")
 
 
-def optimize(fgraph, mode=None, timings=None, evaluate=None):
+def optimize(fgraph, mode=None, timings=None, evaluate=None, rewrite_log=None):
     """Run ``mode``'s passes on ``fgraph`` in place; return it.
 
     ``evaluate(node, input values) -> output values`` computes a node whose
     inputs are all constants (constant folding); ``vmc.compile`` passes the
-    CPU thunks' evaluator. Without one, nothing is folded."""
+    CPU thunks' evaluator. Without one, nothing is folded. ``rewrite_log``
+    (a list) gets every replacement the rewriting passes make (see
+    ``Equilibrium``)."""
     mode = get_mode(mode)
     fgraph.evaluate = evaluate
     merge = "merge" not in mode.exclude
@@ -134,7 +136,8 @@ def optimize(fgraph, mode=None, timings=None, evaluate=None):
             every, changed = step
             selection = REGISTRY.select(every, mode.include, mode.exclude)
             followup = REGISTRY.select(changed, mode.include, mode.exclude) if changed else None
-            fired = Equilibrium(selection, merge=merge, followup=followup)(fgraph)
+            fired = Equilibrium(selection, merge=merge, followup=followup,
+                                log=rewrite_log)(fgraph)
         if timings is not None:
             timings[f"rewrite:{name}"] = time.perf_counter() - t0
         if config.print_rewrites:

@@ -17,10 +17,10 @@ rounds. Rows:
   over loopback), where torch is installed.
 
 ``efficiency`` is the 1-process time over the 2-rank time of the same library;
-``hidden`` the share of the collectives' time that does not show in vmc's step (one minus
-the time in start and wait instructions, from the profiler, over the time of the same
-collectives with nothing to overlap; negative when waiting for the other rank costs more
-than the messages). Every row is checked after one step on the global batch against numpy.
+``hidden`` the share of the collectives' time that vmc's start/wait placement hides: one
+minus the time per step in the start and wait instructions (from the profiler) with the
+placement over the same without it, measured in alternation in one job (that time
+includes waiting for the slower rank, which no placement hides). Every row is checked after one step on the global batch against numpy.
 """
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ class Session:
             if "hidden" in rs[0]:
                 extra["hidden"] = statistics.median(r["hidden"] for r in rs)
                 extra["exposed_s"] = statistics.median(r["exposed_s"] for r in rs)
+                extra["adjacent_s"] = statistics.median(r["adjacent_s"] for r in rs)
                 extra["alone_s"] = statistics.median(r["alone_s"] for r in rs)
             results[name] = Measured([t for r in rs for t in r["times"]],
                                      result=[np.asarray(c, self.dtype) for c in rs[0]["check"]],

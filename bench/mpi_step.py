@@ -15,9 +15,9 @@ Timing: 3 warm-up steps, then ``--repeats`` repeats of ``--steps`` steps, every 
 starting each repeat at a barrier; a repeat's time per step is the slowest rank's.
 ``check`` is ``[global loss, *parameters]`` after one step from the initial values, on
 the global batch (one process takes all of it), for the numpy oracle. For ``vmc``,
-``hidden`` is the share of the collectives' time that does not show in the step: one
-minus (time in the start and wait instructions per step, from the profiler) over (the
-time of the same collectives on the same gradient shapes with nothing to overlap).
+``hidden`` is the share of the collectives' time that the start/wait placement hides:
+one minus the time per step in the start and wait instructions (from the profiler)
+over the same with the placement off (``hidden_share``).
 """
 from __future__ import annotations
 
@@ -132,28 +132,37 @@ def time_steps(step, args, comm, steps, repeats):
 
 
 def hidden_share(data, r, n, args, comm, steps):
-    """``(hidden share, exposed s/step, collectives alone s/call)`` for impl ``vmc``."""
+    """``{hidden, exposed_s, adjacent_s, alone_s}`` for impl ``vmc``: the time per step
+    in the collectives' start and wait instructions (from the profiler) with the
+    placement (``exposed_s``) and without it (``adjacent_s``: each wait right after its
+    start, so all of their time shows), timed in alternation; ``hidden`` is the share
+    of the latter that the placement hides. ``alone_s``: the same collectives on the
+    same shapes, with nothing else running, per call."""
     import vmc
     import vmc.distributed as dist
     import vmc.tensor as T
-    f, _ = vmc_step(data, r, n, "vmc", profile=True)
+    fns = {impl: vmc_step(data, r, n, impl, profile=True)[0] for impl in ("vmc", "vmc-adjacent")}
+    spent = {impl: [] for impl in fns}
     for _ in range(3):
-        f(*args)
-    f.profile.reset()
-    comm.Barrier()
-    for _ in range(steps):
-        f(*args)
-    by = f.profile.by_key("op_class")
-    exposed = sum(by.get(k, [0])[0] for k in ("CollectiveStart", "CollectiveWait")) / steps
-    exposed *= 1e-9
-    # The same collectives on the same shapes, with nothing to overlap.
+        for impl, f in fns.items():
+            for _ in range(2):
+                f(*args)
+            f.profile.reset()
+            comm.Barrier()
+            for _ in range(steps):
+                f(*args)
+            by = f.profile.by_key("op_class")
+            ns = sum(by.get(k, [0])[0] for k in ("CollectiveStart", "CollectiveWait"))
+            spent[impl].append(ns * 1e-9 / steps)
+    exposed, adjacent = (float(np.median(spent[k])) for k in ("vmc", "vmc-adjacent"))
     shapes = [p.shape for p in data.params]
     ins = [T.tensor(dtype=data.dtype, shape=(None,) * len(s)) for s in shapes]
     scalar = T.scalar(dtype=data.dtype)
     g = vmc.function([scalar] + ins, [dist.allreduce(v, "mean") for v in [scalar] + ins])
     vals = [np.asarray(1.0, data.dtype)] + [np.ones(s, data.dtype) for s in shapes]
     alone = float(np.median(time_steps(lambda *a: g(*a), vals, comm, steps, 3)))
-    return 1.0 - exposed / alone, exposed, alone
+    return {"hidden": 1.0 - exposed / adjacent, "exposed_s": exposed, "adjacent_s": adjacent,
+            "alone_s": alone}
 
 
 def main(argv=None):
@@ -182,15 +191,14 @@ def main(argv=None):
     times = time_steps(step, batch, comm, a.steps, a.repeats)
     out = {"times": times, "load": [load0, os.getloadavg()[0]], "ranks": n}
     if a.impl == "vmc":
-        out["hidden"], out["exposed_s"], out["alone_s"] = hidden_share(data, r, n, batch,
-                                                                       comm, a.steps)
+        out.update(hidden_share(data, r, n, batch, comm, a.steps))
     if comm is not None:
         everyone = comm.gather(out, root=0)
         if r != 0:
             return
         out["times"] = [max(t) for t in zip(*(e["times"] for e in everyone))]
         if a.impl == "vmc":
-            for k in ("hidden", "exposed_s", "alone_s"):
+            for k in ("hidden", "exposed_s", "adjacent_s", "alone_s"):
                 out[k] = float(np.mean([e[k] for e in everyone]))
     out["check"] = [c.tolist() for c in check]
     print("RESULT " + json.dumps(out), flush=True)

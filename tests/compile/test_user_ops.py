@@ -195,3 +195,15 @@ def test_op_from_graph_matrices_shared_and_grad(inline):
     np.testing.assert_allclose(gw(v), v.T @ (1 - t ** 2))
     names = {type(n.op).__name__ for n in f.fgraph.toposort()}
     assert ("OpFromGraph" in names) == (not inline)
+
+
+def test_inlining_leaves_no_dead_nodes_for_unread_outputs():
+    # only output 1 of the op is read: output 0's inner graph (dot, tanh) must not
+    # join the graph as dead nodes (check_graph compares apply_nodes with the toposort)
+    x = vt.dmatrix("x")
+    w = vmc.shared(np.eye(2), name="w")
+    _, a = OpFromGraph([x], [vt.tanh(vt.dot(x, w)), vt.exp(x)], inline=True)(x)
+    with vmc.config.change(check_graph=True):
+        f = vmc.function([x], a.sum())
+    assert f.fgraph.apply_nodes == set(f.fgraph.toposort())
+    np.testing.assert_allclose(f(np.ones((2, 2))), 4 * np.e)

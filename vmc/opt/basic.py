@@ -73,7 +73,10 @@ def inline_pass(fgraph, mode=None):
     for node in fgraph.toposort():
         if isinstance(node.op, OpFromGraph) and node.op.inline:
             new = node.op.inner_graph(node.inputs)
-            fgraph.replace_all(list(zip(node.outputs, new)), reason="inline")
+            # An output nobody reads is not replaced: its inner graph would
+            # join the graph as dead nodes.
+            fgraph.replace_all([(o, n) for o, n in zip(node.outputs, new)
+                                if fgraph.clients.get(o)], reason="inline")
             fired += 1
     return {"inline": fired} if fired else {}
 

@@ -866,3 +866,47 @@ cdef list _describe_inputs(VM vm, PyObject **regs, Py_ssize_t pc):
             shape = ()
         described.append((shape, getattr(value, "dtype", type(value))))
     return described
+
+
+def call_thunk(thunk, args, Py_ssize_t n_out):
+    """Run one thunk outside any program: ``thunk`` (a CThunk, or a Python
+    callable) on the values ``args``; returns the tuple of its ``n_out``
+    outputs. The checking modes (DebugMode, MonitorMode) run C thunks one at a
+    time through this, on registers of their own."""
+    cdef Instr ins
+    cdef Py_ssize_t k, n_in = len(args)
+    cdef PyObject **regs
+    cdef int *idx
+    cdef int rc
+    args = tuple(args)
+    n_in = len(args)
+    fn = getattr(thunk, "fn", None)
+    if fn is None or not PyCapsule_IsValid(fn, "vmc_thunk"):
+        result = thunk(*args)
+        return (result,) if n_out == 1 else tuple(result)
+    ins.cfn, ins.ctx, ins.pyfn = NULL, NULL, NULL
+    _set_thunk(&ins, thunk, 0)
+    regs = <PyObject**>PyMem_Calloc(n_in + n_out + 1, sizeof(PyObject*))
+    idx = <int*>PyMem_Malloc((n_in + n_out + 1) * sizeof(int))
+    if regs == NULL or idx == NULL:
+        PyMem_Free(regs)
+        PyMem_Free(idx)
+        raise MemoryError()
+    try:
+        for k in range(n_in + n_out):
+            idx[k] = <int>k
+        for k in range(n_in):
+            _incref(<PyObject*>args[k])
+            regs[k] = <PyObject*>args[k]
+        rc = ins.cfn(ins.ctx, regs, idx, idx + n_in)
+        if rc != 0:
+            if _err_occurred() == NULL:
+                raise SystemError("a C thunk returned an error without setting an exception")
+            _reraise()
+        return tuple([<object>regs[n_in + k] if regs[n_in + k] != NULL else None
+                      for k in range(n_out)])
+    finally:
+        for k in range(n_in + n_out):
+            _xdecref(regs[k])
+        PyMem_Free(regs)
+        PyMem_Free(idx)

@@ -99,7 +99,9 @@ OPTIONS = {
     "compute_test_value": Option("off", "unused; kept for Theano compatibility"),
     # Theano's names that programs read or set.
     "mode": Option("Mode", "Theano's default mode: Mode (config.optimizer decides), "
-                   "FAST_RUN or FAST_COMPILE", allowed=("Mode", "FAST_RUN", "FAST_COMPILE")),
+                   "FAST_RUN, FAST_COMPILE, DebugMode (DEBUG_MODE) or NanGuardMode",
+                   allowed=("Mode", "FAST_RUN", "FAST_COMPILE", "DebugMode", "DEBUG_MODE",
+                            "NanGuardMode")),
     "on_unused_input": Option("raise", "what vmc.function does with an input the outputs do "
                               "not use", allowed=("raise", "warn", "ignore")),
     "exception_verbosity": Option("low", "Theano's; vmc's errors always give the op, shapes "

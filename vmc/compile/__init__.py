@@ -15,8 +15,12 @@ from .graph_cache import optimized_graph
 from .io import In, Out, as_update_value, normalize_inputs, normalize_outputs
 from .profiling import ProfileStats
 from .pyvm import ProfilingPyVM, PyVM
+from .debugmode import DebugMode
+from .monitormode import MonitorMode
+from .nanguardmode import NanGuardMode
 
 __all__ = ["Function", "FunctionSpec", "prepare", "schedule", "optimized_graph",
            "place_on_device",
            "In", "Out", "as_update_value", "normalize_inputs", "normalize_outputs",
-           "ProfileStats", "ProfilingPyVM", "PyVM", "enrich", "SharedVariable"]
+           "ProfileStats", "ProfilingPyVM", "PyVM", "enrich", "SharedVariable",
+           "DebugMode", "MonitorMode", "NanGuardMode"]

@@ -26,6 +26,7 @@ from vmc.graph.traversal import ancestors, clone_replace, gc_paused
 
 from . import schedule as sch
 from .graph_cache import optimized_graph
+from .instrument import InstrumentedMode
 from .io import In, Out, collect_updates, normalize_inputs, normalize_outputs
 from .outputs import arrays_for_0d_outputs, guard_outputs, with_mutable_inputs
 from .pyvm import PyCallVM
@@ -368,12 +369,15 @@ def schedule(fgraph, spec, update_pairs):
                                                      if sch.is_storage(v)} | set(outputs))
     destroy = sch.destroyable_inputs(code, roots, protected, last_read, late, outputs)
     from vmc.opt import get_mode
-    generate_c = get_mode(spec.mode).optimizer == "fast_run"
+    mode = get_mode(spec.mode)
     thunk_index, thunks, node_of_pc = build_thunks(
-        code, destroy, spec.linker, generate_c, profile_key=id(spec) if spec.profile else None)
+        code, destroy, spec.linker, mode.optimizer == "fast_run",
+        profile_key=id(spec) if spec.profile else None)
     arrays_for_0d_outputs(code, thunk_index, thunks, user_outs)
     graph_state = None
-    if config.gpu_graphs and spec.linker == "cvm" and not spec.profile:
+    if isinstance(mode, InstrumentedMode):      # DebugMode, NanGuardMode, MonitorMode
+        thunks = mode.instrument(code, thunk_index, thunks, destroy)
+    elif config.gpu_graphs and spec.linker == "cvm" and not spec.profile:
         thunks, graph_state = _for_gpu_graphs(code, thunk_index, thunks)
     regs = _registers(inputs, order, outputs, fgraph.variables)
     consts = [v for v in regs if isinstance(v, Constant)]

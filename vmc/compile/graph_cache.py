@@ -204,6 +204,8 @@ def _key(inputs, outputs, order, n_user, updated, mode):
     if config.device != "cpu":
         return None, None             # GPU ops may hold device state
     mode = get_mode(mode)
+    if mode.check_graph:
+        return None, None             # DebugMode checks every pass: they must run
     if (mode.optimizer is None and not mode.include) or \
             REGISTRY.foreign_enabled(mode.include, mode.exclude):
         return None, None

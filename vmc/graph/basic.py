@@ -16,13 +16,15 @@ _VMC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def user_line():
-    """``(file, line)`` of the innermost frame outside the vmc package."""
+    """``(file, line)`` of the innermost frame outside the vmc package, not
+    counting the ``make_node`` of a user's op: the line that applied the op."""
     f = sys._getframe(1)
     prefix = _VMC_DIR
     while f is not None:
-        fn = f.f_code.co_filename
-        if not fn.startswith(prefix):
-            return (fn, f.f_lineno)
+        code = f.f_code
+        if not code.co_filename.startswith(prefix) and not (
+                code.co_name == "make_node" and isinstance(f.f_locals.get("self"), Op)):
+            return (code.co_filename, f.f_lineno)
         f = f.f_back
     return ("<unknown>", 0)
 

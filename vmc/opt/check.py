@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from vmc.graph.basic import fixed_trace
 from vmc.graph.traversal import toposort
 
 
@@ -11,9 +12,9 @@ class GraphCheckError(AssertionError):
 
 
 def check_fgraph(fgraph, after="?"):
-    """Raise GraphCheckError when the bookkeeping of ``fgraph`` is inconsistent:
-    clients that do not match the inputs of the nodes, nodes or variables not
-    tracked, unreachable nodes, or a cycle."""
+    """Raise GraphCheckError when the bookkeeping of ``fgraph`` is inconsistent
+    (clients that do not match the inputs of the nodes, nodes or variables not
+    tracked, unreachable nodes, a cycle) or its types are (``check_types``)."""
     def fail(msg):
         raise GraphCheckError(f"after pass {after!r}: {msg}")
 
@@ -48,6 +49,47 @@ def check_fgraph(fgraph, after="?"):
     if expected != actual:
         diff = (expected - actual) + (actual - expected)
         fail(f"clients disagree with node inputs: {list(diff)[:3]}")
+    check_types(order, fail)
+
+
+def check_types(order, fail):
+    """Each node's outputs have the dtype and rank its op gives them on its
+    inputs now (``make_node`` again), and no static size that contradicts the
+    op's: a rewrite that replaced an input by one of another dtype or rank, or
+    built a node with a wrong output type, is caught here. A static size the
+    op cannot infer again is fine (``reshape(x, (2, 2))`` knew its shape from
+    the literal); so is an op whose ``make_node`` takes other arguments than
+    its node's inputs (random variables take ``size=None``)."""
+    for node in order:
+        try:
+            with fixed_trace(node.trace):
+                fresh = node.op.make_node(*node.inputs)
+        except Exception:             # noqa: BLE001 - cannot be rebuilt this way
+            continue
+        if len(fresh.outputs) != len(node.outputs):
+            fail(f"{node.op} now makes {len(fresh.outputs)} outputs, the node has "
+                 f"{len(node.outputs)} (created at {_where(node)})")
+        for k, (o, f) in enumerate(zip(node.outputs, fresh.outputs)):
+            if o.type != f.type and not _compatible(o.type, f.type):
+                fail(f"output {k} of {node.op} has type {o.type}, but on its inputs "
+                     f"({', '.join(str(v.type) for v in node.inputs)}) the op makes "
+                     f"{f.type} (the node was created at {_where(node)})")
+
+
+def _compatible(a, b):
+    """Same kind of type, dtype and rank, and no static size that differs."""
+    if type(a) is not type(b):
+        return False
+    shape_a, shape_b = getattr(a, "shape", None), getattr(b, "shape", None)
+    if shape_a is None or shape_b is None:
+        return a == b
+    return (a.dtype == b.dtype and len(shape_a) == len(shape_b)
+            and all(x is None or y is None or x == y for x, y in zip(shape_a, shape_b)))
+
+
+def _where(node):
+    fname, line = node.trace
+    return f"{fname}:{line}"
 
 
 def _check_acyclic(fgraph, fail):

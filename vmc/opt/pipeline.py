@@ -15,6 +15,7 @@ time of each pass goes into ``timings`` (the function's profile).
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
 
@@ -59,12 +60,26 @@ class Mode:
     ``.excluding("log1p")`` drops one rewrite, ``.excluding("stability")``
     every rewrite with that tag (``.excluding("merge")`` stops merging); ``.including(...)`` adds a pass that the base
     mode lacks, or enables rewrites that are off by default. ``linker``
-    ("cvm" or "py") is None to follow ``config.linker``.
+    ("cvm" or "py") is None to follow ``config.linker``. ``check_graph``
+    validates the graph after every pass (as ``config.check_graph`` does).
+
+    Subclasses in ``vmc.compile`` (DebugMode, NanGuardMode, MonitorMode) also
+    instrument the thunks; ``including``/``excluding`` keep their class and
+    options.
     """
+    check_graph = False
 
     def __init__(self, optimizer="fast_run", linker=None, include=(), exclude=()):
         self.optimizer = _mode_name(optimizer)
+        if linker not in (None, "cvm", "py"):
+            raise ValueError(f"Mode: linker must be 'cvm', 'py' or None, got {linker!r}")
         self.linker = linker
+        self._set_names(include, exclude)
+
+    def _set_names(self, include, exclude):
+        for what, names in (("include", include), ("exclude", exclude)):
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f"Mode: {what} must be a sequence of names, got {names!r}")
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         known = REGISTRY.names_and_tags() | set(PASSES)
@@ -73,10 +88,15 @@ class Mode:
                 raise ValueError(f"Mode: no pass, rewrite or tag is named {n!r}")
 
     def including(self, *names):
-        return Mode(self.optimizer, self.linker, self.include + names, self.exclude)
+        return self._with(self.include + names, self.exclude)
 
     def excluding(self, *names):
-        return Mode(self.optimizer, self.linker, self.include, self.exclude + names)
+        return self._with(self.include, self.exclude + names)
+
+    def _with(self, include, exclude):
+        new = copy.copy(self)
+        new._set_names(include, exclude)
+        return new
 
     @property
     def passes(self):
@@ -84,8 +104,22 @@ class Mode:
         return [p for p in ORDER if p in names and p not in self.exclude]
 
     def __repr__(self):
-        return (f"Mode({self.optimizer!r}, linker={self.linker!r}, include={self.include}, "
-                f"exclude={self.exclude})")
+        return (f"{type(self).__name__}({self.optimizer!r}, linker={self.linker!r}, "
+                f"include={self.include}, exclude={self.exclude})")
+
+
+# Modes known by name besides the pipelines of MODES, as Theano's
+# ``predefined_modes``: lower-cased name -> a function making the mode.
+# ``vmc.compile`` registers DebugMode, NanGuardMode and MonitorMode.
+NAMED_MODES = {}
+
+
+def register_mode(name, factory):
+    """``get_mode(name)`` (any case) returns ``factory()`` from now on."""
+    key = name.lower()
+    if key in MODES or key in ("none", ""):
+        raise ValueError(f"register_mode: {name!r} names a rewrite pipeline")
+    NAMED_MODES[key] = factory
 
 
 def _mode_name(name):
@@ -94,22 +128,25 @@ def _mode_name(name):
     if isinstance(name, str):
         name = name.lower()
     if name not in MODES:
-        raise ValueError(f"unknown mode {name!r}; modes: fast_run, fast_compile, None "
-                         f"or a vmc.Mode")
+        raise ValueError(f"unknown mode {name!r}; modes: fast_run, fast_compile, None, "
+                         f"{', '.join(sorted(NAMED_MODES))} or a vmc.Mode")
     return name
 
 
 def get_mode(mode=None):
     """A Mode for ``mode``: None (``config.mode``, else ``config.optimizer``), a name ("fast_run",
-    "fast_compile", "None"), or a Mode (or an object with the same
+    "fast_compile", "None", "DebugMode", ...), or a Mode (or an object with the same
     ``optimizer``, ``include`` and ``exclude`` attributes)."""
     if isinstance(mode, Mode):
         return mode
     if mode is None:
         # Theano's config.mode, when set, names the default mode
-        return Mode(config.optimizer if config.mode == "Mode" else config.mode)
+        mode = config.optimizer if config.mode == "Mode" else config.mode
+        if mode is None:
+            return Mode(None)
     if isinstance(mode, str):
-        return Mode(mode)
+        factory = NAMED_MODES.get(mode.lower())
+        return factory() if factory is not None else Mode(mode)
     if all(hasattr(mode, a) for a in ("optimizer", "include", "exclude")):
         return Mode(mode.optimizer, getattr(mode, "linker", None), mode.include, mode.exclude)
     raise TypeError(f"mode must be a name or a vmc.Mode, got {type(mode).__name__}")
@@ -142,7 +179,7 @@ def optimize(fgraph, mode=None, timings=None, evaluate=None, rewrite_log=None):
             timings[f"rewrite:{name}"] = time.perf_counter() - t0
         if config.print_rewrites:
             _print_pass(name, fired, fgraph)
-        if config.check_graph:
+        if config.check_graph or mode.check_graph:
             check_fgraph(fgraph, after=name)
     return fgraph
 

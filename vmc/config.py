@@ -96,7 +96,10 @@ OPTIONS = {
                                allowed=("raise", "warn")),
     "gpu_tf32": Option(False, "allow TF32 tensor-core math in float32 GPU matmuls", _bool),
     "gpu_graphs": Option(False, "capture GPU calls into CUDA graphs", _bool),
-    "compute_test_value": Option("off", "unused; kept for Theano compatibility"),
+    "compute_test_value": Option("off", "compute each new node's test value from its inputs' "
+                                 "(x.tag.test_value) where the user builds it; a missing test "
+                                 "value is skipped (ignore), warned about (warn) or an error "
+                                 "(raise)", allowed=("off", "ignore", "warn", "raise")),
     # Theano's names that programs read or set.
     "mode": Option("Mode", "Theano's default mode: Mode (config.optimizer decides), "
                    "FAST_RUN, FAST_COMPILE, DebugMode (DEBUG_MODE) or NanGuardMode",

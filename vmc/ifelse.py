@@ -9,6 +9,7 @@ from __future__ import annotations
 from vmc.graph.basic import Apply, Op, Variable
 from vmc.tensor.basic import as_tensor_variable
 from vmc.tensor.elemwise import cast
+from vmc.thunks.registry import register
 
 
 class IfElse(Op):
@@ -84,6 +85,18 @@ class IfElse(Op):
             return [None] * n
         out = IfElse(n)(inputs[0], *[_like(t, v) for t, v in zip(ts, inputs[1:])])
         return out if isinstance(out, list) else [out]
+
+
+@register(IfElse)
+def _chosen_branch(node, destroyable):
+    """The chosen branch's values, for evaluating an ifelse whose inputs are
+    known (test values, constant folding); compiled functions jump instead."""
+    n = node.op.n_outs
+
+    def thunk(cond, *values):
+        chosen = values[:n] if cond else values[n:]
+        return chosen[0] if n == 1 else tuple(chosen)
+    return thunk
 
 
 def _like(g, v):

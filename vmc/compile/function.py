@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from vmc.config import config
-from vmc.graph.basic import Constant, SharedVariable, Variable, fixed_trace, user_line
+from vmc.graph.basic import (Constant, SharedVariable, Variable, fixed_trace, user_line,
+                             without_test_values)
 from vmc.graph.traversal import ancestors, clone_replace, gc_paused
 
 from . import schedule as sch
@@ -230,7 +231,7 @@ def _compile(spec):
     # frame (the caller of ``function``): find it once. Compiling allocates
     # many small containers; the cyclic collector would rescan every live
     # graph object several times (about a tenth of a warm compile).
-    with gc_paused(), fixed_trace(user_line()):
+    with gc_paused(), fixed_trace(user_line()), without_test_values():
         return _compile_traced(spec)
 
 
@@ -341,6 +342,7 @@ def _check_inputs(inputs, roots, on_unused):
                          f"the inputs or replace it with givens")
 
 
+@without_test_values()      # the compiler's nodes (output copies, checks) are not the user's
 def schedule(fgraph, spec, update_pairs):
     """Order, frees, in-place decisions and thunks of an optimized graph: a
     ``(Program, {pc: node})``."""

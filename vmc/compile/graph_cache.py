@@ -36,7 +36,7 @@ import numpy as np
 
 from vmc.config import config
 from vmc.graph import basic
-from vmc.graph.basic import Apply, Constant, SharedVariable, Variable
+from vmc.graph.basic import Apply, Constant, SharedVariable, Variable, without_test_values
 from vmc.graph.fgraph import FunctionGraph
 from vmc.graph.traversal import toposort
 from vmc.opt import optimize
@@ -56,6 +56,7 @@ class Uncacheable(Exception):
     """The graph cannot be written in the flat form (see the module docstring)."""
 
 
+@without_test_values()      # the compiler's nodes are not the user's
 def optimized_graph(inputs, outputs, n_user, update_shared, mode, timings):
     """The optimized FunctionGraph of the user's graph from ``inputs`` to
     ``outputs`` (the first ``n_user`` are the function's outputs, the rest the

@@ -6,10 +6,13 @@ import copyreg
 import os
 import sys
 import threading
+import warnings
 from itertools import count
 from types import SimpleNamespace
 
 import numpy as np
+
+from vmc.config import config
 
 _ids = count()
 _VMC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +34,7 @@ def user_line():
 
 class _Traces(threading.local):
     fixed = None     # the trace of every node made now, or None: walk the stack
+    no_test_values = 0   # > 0: nodes made now compute no test value (without_test_values)
 
 
 _traces = _Traces()
@@ -53,6 +57,119 @@ def fixed_trace(trace):
         yield
     finally:
         _traces.fixed = old
+
+
+@contextlib.contextmanager
+def without_test_values():
+    """Within the block (or the decorated function), new nodes compute no test
+    value: the compiler's nodes (clones, rewrites) are not the user's, and
+    library code that builds inner graphs on placeholders fills in the outer
+    results' test values afterwards (``fill_test_values``)."""
+    _traces.no_test_values += 1
+    try:
+        yield
+    finally:
+        _traces.no_test_values -= 1
+
+
+def test_values_on():
+    """Whether new nodes compute test values here and now."""
+    return config._values["compute_test_value"] != "off" and not _traces.no_test_values
+
+
+def fill_test_values(outputs):
+    """Compute the missing test values of the nodes ``outputs`` depend on, in
+    order (for graphs built under ``without_test_values``)."""
+    if not test_values_on():
+        return
+    from .traversal import toposort
+    for node in toposort([o for o in outputs if isinstance(o, Variable)]):
+        if not all(o._tag is not None and hasattr(o._tag, "test_value") for o in node.outputs):
+            _compute_test_values(node)
+
+
+# -- test values (config.compute_test_value) ---------------------------------------
+# evaluate(node, input values) -> output values; vmc.thunks sets it (the graph
+# never runs ops itself).
+_test_value_evaluator = [None]
+
+
+def set_test_value_evaluator(fn):
+    _test_value_evaluator[0] = fn
+
+
+def get_test_value(v):
+    """The test value of ``v``: a constant's or shared variable's value, or
+    ``v.tag.test_value`` checked against ``v.type``. AttributeError when it
+    has none (Theano's ``get_test_value``)."""
+    if isinstance(v, Constant):
+        return v.data
+    if isinstance(v, SharedVariable):
+        return v.container[0]
+    tag = v._tag
+    if tag is None or not hasattr(tag, "test_value"):
+        raise AttributeError(f"{v!r} has no test value (set {v!r}.tag.test_value)")
+    return v.type.filter(tag.test_value, name=f"the test value of {v!r}", allow_downcast=True)
+
+
+def _compute_test_values(node):
+    """Set ``tag.test_value`` on the outputs of a new node, computed from its
+    inputs' test values (``config.compute_test_value``: a missing input value
+    is skipped, warned about or an error; a failing computation always raises,
+    naming the op and the line that built the node)."""
+    mode = config._values["compute_test_value"]
+    values = []
+    for i, v in enumerate(node.inputs):
+        try:
+            values.append(get_test_value(v))
+        except AttributeError:
+            if mode == "ignore":
+                return
+            msg = (f"cannot compute the test value of {node.op} (built at "
+                   f"{node.trace[0]}:{node.trace[1]}): input {i} ({v!r}) has no test value; "
+                   f"set {v!r}.tag.test_value, or config.compute_test_value='off'")
+            if mode == "raise":
+                raise ValueError(msg) from None
+            warnings.warn(msg, stacklevel=_user_stacklevel())
+            return
+    evaluate = _test_value_evaluator[0]
+    if evaluate is None:
+        return
+    try:
+        results = evaluate(node, values)
+    except NotImplementedError:           # the op cannot run on the CPU here
+        return
+    except Exception as exc:
+        raise _at_node(exc, node, values) from None
+    for k, (o, r) in enumerate(zip(node.outputs, results)):
+        try:
+            o.tag.test_value = o.type.filter(r, name=f"output {k} of {node.op}",
+                                             allow_downcast=False)
+        except Exception as exc:
+            raise _at_node(exc, node, values) from None
+
+
+def _at_node(exc, node, values):
+    """``exc`` re-made (type kept) to say which node's test value failed."""
+    shapes = ", ".join(f"{np.shape(v)} {getattr(v, 'dtype', type(v).__name__)}"
+                       for v in values)
+    msg = (f"{exc}\n  computing the test value of {node.op} on test values of shapes "
+           f"and dtypes {shapes}\n  the node was built at {node.trace[0]}:{node.trace[1]}")
+    try:
+        new = type(exc)(msg)
+    except Exception:                     # noqa: BLE001 - a constructor of its own
+        exc.add_note(msg)
+        return exc
+    new.__traceback__ = exc.__traceback__
+    return new
+
+
+def _user_stacklevel():
+    """The ``warnings`` stacklevel of the innermost frame outside vmc."""
+    f, level = sys._getframe(1), 1
+    while f is not None and f.f_code.co_filename.startswith(_VMC_DIR):
+        f, level = f.f_back, level + 1
+    return level
 
 
 class Scratchpad(SimpleNamespace):
@@ -212,11 +329,14 @@ class Apply:
         self.op = op
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        if trace is None:
+        fresh = trace is None      # made now (by make_node), not cloned
+        if fresh:
             trace = _traces.fixed or user_line()
         self.trace = trace
         for i, out in enumerate(self.outputs):
             out.owner, out.index = self, i
+        if fresh and config._values["compute_test_value"] != "off" and not _traces.no_test_values:
+            _compute_test_values(self)
 
     @property
     def out(self):

@@ -8,6 +8,7 @@ it returns its outputs, optionally an updates dict and optionally
 """
 from __future__ import annotations
 
+from vmc.config import config
 from vmc.graph import basic as graph_basic
 from vmc.graph.basic import SharedVariable
 from vmc.graph.traversal import ancestors
@@ -56,6 +57,8 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
         raise ValueError("scan: give sequences or n_steps; without them the number of "
                          "steps is unknown")
     seq_items, out_args = _step_inputs(seqs, outs_info)
+    if config.compute_test_value != "off":
+        _step_test_values(seqs, seq_items, outs_info)
     first_id = next(graph_basic._ids)    # variables made by fn have larger ids
     raw = fn(*([v for _, _, v in seq_items] + out_args + explicit_ns))
     outputs, updates, cond = _parse_return(raw)
@@ -106,6 +109,29 @@ def _step_inputs(seqs, outs_info):
                           for t in o["taps"]]
             out_args += o["inner"]
     return seq_items, out_args
+
+
+def _step_test_values(seqs, seq_items, outs_info):
+    """Test values of the placeholders (``config.compute_test_value``), so
+    that fn's graph computes test values as it is built: a sequence tap gets
+    its sequence's first row it reads, an output tap its initial value."""
+    for j, tap, v in seq_items:
+        try:
+            x = graph_basic.get_test_value(seqs[j]["input"])
+        except AttributeError:
+            continue
+        k = tap - min(seqs[j]["taps"])
+        if 0 <= k < x.shape[0]:
+            v.tag.test_value = x[k]
+    for o in outs_info:
+        if o is None:
+            continue
+        try:
+            init = graph_basic.get_test_value(o["initial"])
+        except AttributeError:
+            continue
+        for t, v in zip(o["taps"], o["inner"]):
+            v.tag.test_value = init if o["sit_sot"] else init[o["lag"] + t]
 
 
 def _labels(seqs, seq_items, outputs, outs_info, updated):

@@ -24,6 +24,7 @@ reads those.
 """
 from __future__ import annotations
 
+from vmc.graph import basic as graph_basic
 from vmc.graph.basic import Constant, Variable
 from vmc.graph.grad import NullGradient, grad
 from vmc.graph.traversal import ancestors, clone_get_equiv
@@ -38,10 +39,15 @@ def scan_pullback(op, inputs, outputs, output_grads):
         why = f"{op} keeps only the last steps of its outputs; differentiate before rewriting"
         return [None] + [NullGradient(why) if is_float_tensor(v) else None
                          for v in inputs[1:]]
-    ctx = _Context(op, inputs, outputs, output_grads)
-    if ctx.n is None:
-        return [None] * len(inputs)
-    return ctx.build()
+    # The backward loop is built on placeholders that have no test values
+    # (config.compute_test_value); its outer results get theirs afterwards.
+    with graph_basic.without_test_values():
+        ctx = _Context(op, inputs, outputs, output_grads)
+        if ctx.n is None:
+            return [None] * len(inputs)
+        grads = ctx.build()
+    graph_basic.fill_test_values([g for g in grads if g is not None])
+    return grads
 
 
 class _Context:

@@ -13,4 +13,9 @@ from . import perform  # noqa: F401  (any op with Theano's perform(): user ops)
 from . import conv, pool  # noqa: F401  (conv2d: im2col + gemm; pool_2d)
 from . import ordering, nlinalg  # noqa: F401  (cumsum, sort; svd, qr, ...)
 
+from vmc.graph.basic import set_test_value_evaluator
+from .registry import evaluate
+
+set_test_value_evaluator(evaluate)     # config.compute_test_value runs the py thunks
+
 __all__ = ["py_thunk", "register", "register_batch"]

@@ -10,7 +10,7 @@ Prints, in ns (best of several repeats, single thread):
   * the same through a Python thunk, and through the reference PyVM;
   * dispatch per instruction over 200-instruction chains of trivial C thunks
     (identity, and a 0-d float64 add that reuses its output), with profiling
-    off and on.
+    off, on, and on with the timeline of the last 100 calls (``set_trace``).
 Needs the extensions built: ``python setup.py build_ext --inplace``.
 """
 import dataclasses
@@ -106,12 +106,16 @@ def per_instruction(x):
         one = function(chain(1, factory, arity), arg, True)
         long = function(chain(n + 1, factory, arity), arg, True)
         per = {}
-        for profile in (False, True):
-            one.profile = long.profile = profile
-            per[profile] = (ns("f(a)", f=long, a=arg) - ns("f(a)", f=one, a=arg)) / n
-        assert long.counts.sum() > 0 and long.times.sum() > 0
-        print(f"{n}-instruction chain of {name:<8}: {per[False]:5.1f} ns per instruction, "
-              f"{per[True]:5.1f} with profiling (+{per[True] - per[False]:.1f})")
+        for mode in ("off", "profile", "trace"):
+            one.profile = long.profile = mode != "off"
+            for f in (one, long):       # the timeline of the last 100 calls, or none
+                f.set_trace(100 if mode == "trace" else 0)
+            per[mode] = (ns("f(a)", f=long, a=arg) - ns("f(a)", f=one, a=arg)) / n
+        assert long.counts.sum() > 0 and long.times.sum() > 0 and len(long.trace) == 100
+        print(f"{n}-instruction chain of {name:<8}: {per['off']:5.1f} ns per instruction, "
+              f"{per['profile']:5.1f} with profiling (+{per['profile'] - per['off']:.1f}), "
+              f"{per['trace']:5.1f} with its timeline too "
+              f"(+{per['trace'] - per['profile']:.1f})")
 
 
 def blas_dot(n=10):

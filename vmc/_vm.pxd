@@ -37,6 +37,27 @@ ctypedef struct InputSpec:
     PyObject *filter      # filter(value) -> checked value (borrowed, as descr)
 
 
+# The trace of profiled runs (VM.set_trace): per run, where its events are and
+# who ran it, and one event per executed instruction. Every field is an int64,
+# so that numpy reads the buffers with a plain dtype (VM.trace).
+ctypedef struct TraceRun:
+    int64_t seq           # the run's number since the trace began; -1 while written
+    int64_t t_begin       # ns (CLOCK_MONOTONIC) when the run began
+    int64_t t_end         # ... and ended
+    int64_t thread        # PyThread ident of the thread that ran it
+    int64_t n_events      # events recorded (instructions executed)
+
+ctypedef struct TraceEvent:
+    int64_t pc            # the instruction
+    int64_t t0            # ns (CLOCK_MONOTONIC) when it began
+    int64_t t1            # ... and ended (its frees included)
+    int64_t nbytes        # bytes its outputs newly allocated
+    int64_t live          # bytes the run's own allocations hold after it
+    int64_t type_num      # numpy type number of output 0, -1 when none or not an array
+    int64_t ndim          # rank of output 0
+    int64_t dims[4]       # its first sizes
+
+
 # The registers and scratch of one call. A VM keeps one frame of its own for
 # the common case and takes more from a pool only while calls overlap (threads,
 # or a thunk calling its own function again): see VM's docstring.
@@ -45,6 +66,7 @@ ctypedef struct Frame:
     PyObject **argbuf               # 1 + max n_in slots: vectorcall stack for Python thunks
     PyObject **update_old           # n_updates slots: old cell values, released after the commit
     Py_ssize_t failed_pc            # the instruction that raised in this call, else -1
+    int64_t *reg_bytes              # n_regs: bytes this run allocated per register (tracing)
     Frame *next                     # the pool's free list
 
 
@@ -104,6 +126,10 @@ cdef class VM:
     cdef int64_t *counts_ptr        # data of _counts
     cdef object _reg_info           # int64[n_regs, REG_INFO]: what profiled thunks wrote
     cdef int64_t *reg_info_ptr      # data of _reg_info
+    cdef TraceRun *trace_runs       # trace_slots runs (NULL: not tracing)
+    cdef TraceEvent *trace_events   # trace_slots * n_instr events, run k's from k * n_instr
+    cdef Py_ssize_t trace_slots     # the last runs kept (0: not tracing)
+    cdef int64_t trace_seq          # runs traced since the trace began
     cdef object _profile            # whatever was assigned to ``profile``
     cdef bint profiling             # record times and counts (read once per run)
     cdef public bint trust_input    # __call__ skips the argument checks

@@ -17,6 +17,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cpython.ref cimport PyObject, PyTypeObject
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 import numpy as np
@@ -74,7 +75,20 @@ cdef extern from "numpy/arrayobject.h":
 
 _import_array()
 
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident() noexcept nogil
+
 _DTYPES = {np.dtype(c).num: str(np.dtype(c)) for c in np.typecodes["All"]}
+
+# The fields of TraceEvent (_vm.pxd), all int64: VM.trace reads the buffer as this.
+TRACE_EVENT = np.dtype([("pc", np.int64), ("t0", np.int64), ("t1", np.int64),
+                        ("nbytes", np.int64), ("live", np.int64), ("type_num", np.int64),
+                        ("ndim", np.int64), ("dims", np.int64, (4,))])
+
+
+def now_ns():
+    """The VM's clock (CLOCK_MONOTONIC, ns): the trace's timestamps."""
+    return _now_ns()
 
 # Instruction kinds, as in vmc/program.py (not imported: see module doc).
 cdef enum:
@@ -160,32 +174,90 @@ cdef inline int _call_python(const Instr *ins, PyObject **regs,
     return _unpack(ins, regs, v)
 
 
-cdef void _note_outputs(VM vm, PyObject **regs, const Instr *ins) noexcept:
+cdef int64_t _note_outputs(VM vm, Frame *f, PyObject **regs, const Instr *ins,
+                           bint trace) noexcept:
     """While profiling: note type, shape and newly allocated bytes of what a
-    thunk wrote (a view or an input written in place allocated nothing)."""
+    thunk wrote (a view or an input written in place allocated nothing);
+    return the bytes it allocated. While tracing, also keep the bytes of each
+    register and the run's live total (``f.reg_bytes``, ``f.reg_bytes[n_regs]``)."""
     cdef PyObject *v
     cdef PyArrayObject *a
     cdef int64_t *info
-    cdef int64_t nbytes
-    cdef int k, j, d, nd
+    cdef int64_t nbytes, total = 0
+    cdef int k, j, d, nd, r
     for k in range(ins.n_out):
-        v = regs[ins.outs[k]]
-        info = vm.reg_info_ptr + <Py_ssize_t>ins.outs[k] * REG_INFO
+        r = ins.outs[k]
+        v = regs[r]
+        info = vm.reg_info_ptr + <Py_ssize_t>r * REG_INFO
+        nbytes = 0
         if v == NULL or not _np_check(v):
             info[0] = -1
-            continue
-        a = <PyArrayObject*>v
-        info[0] = _np_descr(a).type_num
-        nbytes = _np_nbytes(a) if _np_flags(a) & NPY_ARRAY_OWNDATA else 0
-        for j in range(ins.n_in):
-            if regs[ins.ins[j]] == v:
-                nbytes = 0
-        if nbytes > info[1]:
-            info[1] = nbytes
-        nd = _np_ndim(a)
-        info[2] = nd
-        for d in range(min(nd, REG_DIMS)):
-            info[3 + d] = _np_dims(a)[d]
+        else:
+            a = <PyArrayObject*>v
+            info[0] = _np_descr(a).type_num
+            nbytes = _np_nbytes(a) if _np_flags(a) & NPY_ARRAY_OWNDATA else 0
+            for j in range(ins.n_in):
+                if regs[ins.ins[j]] == v:
+                    nbytes = 0
+            if nbytes > info[1]:
+                info[1] = nbytes
+            nd = _np_ndim(a)
+            info[2] = nd
+            for d in range(min(nd, REG_DIMS)):
+                info[3 + d] = _np_dims(a)[d]
+        total += nbytes
+        if trace:
+            f.reg_bytes[vm.n_regs] += nbytes - f.reg_bytes[r]
+            f.reg_bytes[r] = nbytes
+    return total
+
+
+# ------------------------------------------------------------------- the trace
+
+cdef TraceRun *_trace_begin(VM vm, Frame *f, int64_t t) noexcept:
+    """Claim the slot of the oldest traced run for a new one (the GIL is held:
+    runs claim slots one at a time)."""
+    cdef TraceRun *run = &vm.trace_runs[vm.trace_seq % vm.trace_slots]
+    run.seq = -1
+    run.t_begin = run.t_end = t
+    run.thread = <int64_t>PyThread_get_thread_ident()
+    run.n_events = 0
+    vm.trace_seq += 1
+    memset(f.reg_bytes, 0, (vm.n_regs + 1) * sizeof(int64_t))
+    return run
+
+
+cdef void _trace_event(VM vm, Frame *f, TraceRun *run, Py_ssize_t pc, int64_t t0,
+                       int64_t t1, int64_t nbytes) noexcept:
+    """Record instruction pc of the run (its output 0 as _note_outputs saw it)."""
+    cdef TraceEvent *ev
+    cdef const Instr *ins = &vm.instrs[pc]
+    cdef int64_t *info
+    cdef int d
+    if run.n_events >= vm.n_instr:
+        return                      # cannot happen: jumps go forward only
+    ev = vm.trace_events + (run - vm.trace_runs) * vm.n_instr + run.n_events
+    ev.pc, ev.t0, ev.t1, ev.nbytes = pc, t0, t1, nbytes
+    ev.live = f.reg_bytes[vm.n_regs]
+    ev.type_num, ev.ndim = -1, 0
+    if ins.kind == THUNK and ins.n_out > 0:
+        info = vm.reg_info_ptr + <Py_ssize_t>ins.outs[0] * REG_INFO
+        ev.type_num, ev.ndim = info[0], info[2]
+        for d in range(4):
+            ev.dims[d] = info[3 + d] if d < info[2] else 0
+    run.n_events += 1
+
+
+cdef inline void _trace_free(VM vm, Frame *f, int r) noexcept:
+    f.reg_bytes[vm.n_regs] -= f.reg_bytes[r]
+    f.reg_bytes[r] = 0
+
+
+cdef inline void _trace_move(VM vm, Frame *f, const Instr *ins) noexcept:
+    """A move hands its buffer on: the bytes follow it."""
+    _trace_free(vm, f, ins.outs[0])
+    f.reg_bytes[ins.outs[0]] = f.reg_bytes[ins.ins[0]]
+    f.reg_bytes[ins.ins[0]] = 0
 
 
 cdef int _failed(Frame *f, Py_ssize_t pc) noexcept:
@@ -198,16 +270,21 @@ cdef int _failed(Frame *f, Py_ssize_t pc) noexcept:
 
 cdef int _run_loop(VM vm, Frame *f) noexcept:
     """Execute the instructions on frame f's registers; 0, or -1 with an
-    exception set and ``f.failed_pc`` naming the instruction."""
+    exception set and ``f.failed_pc`` naming the instruction. While profiling,
+    time each instruction; while tracing too, record the run (``set_trace``)."""
     cdef PyObject **regs = f.regs
     cdef const Instr *ins
     cdef Py_ssize_t pc = 0, nxt, n = vm.n_instr
     cdef bint prof = vm.profiling, release
-    cdef int64_t t0 = 0, t1
-    cdef int k, rc
+    cdef bint trace = prof and vm.trace_slots > 0
+    cdef TraceRun *run = NULL
+    cdef int64_t t0 = 0, t1, nbytes = 0, seq = vm.trace_seq
+    cdef int k, rc = 0
     cdef PyObject *v
     if prof:
         t0 = _now_ns()
+        if trace:
+            run = _trace_begin(vm, f, t0)
     while pc < n:
         ins = &vm.instrs[pc]
         nxt = pc + 1
@@ -218,35 +295,48 @@ cdef int _run_loop(VM vm, Frame *f) noexcept:
             else:
                 rc = _call_python(ins, regs, f.argbuf)
             if rc != 0:
-                return _failed(f, pc)
+                break
             if prof:
-                _note_outputs(vm, regs, ins)
+                nbytes = _note_outputs(vm, f, regs, ins, trace)
         elif ins.kind == JUMP_IF_FALSE:
             rc = _truth(regs[ins.ins[0]])
             if rc < 0:
-                return _failed(f, pc)
+                break
             if rc:
                 release = False     # the block runs and frees its own registers
             else:
                 nxt = ins.target
+            rc = 0
         elif ins.kind == JUMP:
             nxt = ins.target
         else:  # MOVE
             v = regs[ins.ins[0]]
             _xincref(v)
             _setreg(regs, ins.outs[0], v)
+            if trace:
+                _trace_move(vm, f, ins)
         if release:
             for k in range(ins.n_free):
                 v = regs[ins.frees[k]]
                 if v != NULL:
                     regs[ins.frees[k]] = NULL
                     _decref(v)
+                if trace:
+                    _trace_free(vm, f, ins.frees[k])
         if prof:
             t1 = _now_ns()
             vm.times_ptr[pc] += t1 - t0
             vm.counts_ptr[pc] += 1
+            if trace:
+                _trace_event(vm, f, run, pc, t0, t1, nbytes)
+                nbytes = 0
             t0 = t1
         pc = nxt
+    if trace:                   # a failed run is kept too, up to where it failed
+        run.t_end = _now_ns() if rc != 0 else t0
+        run.seq = seq
+    if rc != 0:
+        return _failed(f, pc)
     return 0
 
 
@@ -281,9 +371,6 @@ cdef int _reraise() except -1:
 
 
 # ------------------------------------------------------------ cell locks
-
-cdef extern from "pythread.h":
-    unsigned long PyThread_get_thread_ident() noexcept nogil
 
 # The lock word of a CellLock: 0 when free, else the holder's thread ident. A
 # compare-and-swap takes it (about 5 ns uncontended, where PyThread's lock costs
@@ -477,10 +564,65 @@ cdef class VM:
         self._clear_regs(&self.main)
 
     def reset_profile(self):
-        """Zero the recorded times, counts, shapes and sizes."""
+        """Zero the recorded times, counts, shapes and sizes; forget the trace."""
+        cdef Py_ssize_t i
         self._times[:] = 0
         self._counts[:] = 0
         self._reg_info[:] = 0
+        for i in range(self.trace_slots):
+            self.trace_runs[i].seq = -1
+            self.trace_runs[i].n_events = 0
+        self.trace_seq = 0
+
+    def set_trace(self, Py_ssize_t n_runs):
+        """While profiling, keep the start and end of every instruction of the
+        last ``n_runs`` runs (0: none), in a buffer of n_runs x n_instr events
+        written from the loop (``trace``)."""
+        if self.n_active:
+            raise RuntimeError("cannot change the trace of a running VM")
+        if n_runs < 0:
+            raise ValueError(f"set_trace: n_runs must be >= 0, got {n_runs}")
+        PyMem_Free(self.trace_runs)
+        PyMem_Free(self.trace_events)
+        self.trace_runs, self.trace_events = NULL, NULL
+        self.trace_slots = self.trace_seq = 0
+        if n_runs == 0 or self.n_instr == 0:
+            return
+        self.trace_runs = <TraceRun*>PyMem_Calloc(n_runs, sizeof(TraceRun))
+        self.trace_events = <TraceEvent*>PyMem_Calloc(n_runs * self.n_instr,
+                                                      sizeof(TraceEvent))
+        if self.trace_runs == NULL or self.trace_events == NULL:
+            PyMem_Free(self.trace_runs)
+            PyMem_Free(self.trace_events)
+            self.trace_runs, self.trace_events = NULL, NULL
+            raise MemoryError(f"set_trace: no memory for {n_runs} runs")
+        for i in range(n_runs):
+            self.trace_runs[i].seq = -1
+        self.trace_slots = n_runs
+
+    @property
+    def trace(self):
+        """The traced runs, oldest first: a list of ``(run, events)``, ``run`` a
+        dict (seq, t_begin, t_end in ns of the monotonic clock, thread: the
+        PyThread ident) and ``events`` a structured array with the fields of
+        ``TRACE_EVENT`` (one row per executed instruction, in order). Runs still
+        being written are left out."""
+        cdef Py_ssize_t i, n = self.trace_slots
+        cdef TraceRun *r
+        if n == 0:
+            return []
+        size = n * self.n_instr * sizeof(TraceEvent)
+        events = np.frombuffer((<char*>self.trace_events)[:size], TRACE_EVENT)
+        runs = []
+        for i in range(n):
+            r = &self.trace_runs[i]
+            if r.seq < 0:
+                continue
+            runs.append(({"seq": r.seq, "t_begin": r.t_begin, "t_end": r.t_end,
+                          "thread": <unsigned long>r.thread},
+                         events[i * self.n_instr: i * self.n_instr + r.n_events]))
+        runs.sort(key=lambda item: item[0]["seq"])
+        return runs
 
     @property
     def out_shapes(self):

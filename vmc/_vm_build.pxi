@@ -160,6 +160,12 @@ cdef int _frame_alloc(VM vm, Frame *f) except -1:
     f.update_old = f.argbuf + vm.max_in + 2
     f.failed_pc = -1
     f.next = NULL
+    # the trace's bytes per register, and the run's live total at [n_regs]
+    f.reg_bytes = <int64_t*>PyMem_Calloc(vm.n_regs + 1, sizeof(int64_t))
+    if f.reg_bytes == NULL:
+        PyMem_Free(block)
+        f.regs = NULL
+        raise MemoryError()
     for i in range(vm.n_const):
         _incref(<PyObject*>vm._consts[i])
         f.regs[vm.const_regs[i]] = <PyObject*>vm._consts[i]
@@ -173,7 +179,9 @@ cdef void _frame_free(VM vm, Frame *f) noexcept:
         for i in range(vm.n_regs):
             _setreg(f.regs, <int>i, NULL)
     PyMem_Free(f.regs)
+    PyMem_Free(f.reg_bytes)
     f.regs = f.argbuf = f.update_old = NULL
+    f.reg_bytes = NULL
 
 
 cdef int _build_storage(VM vm, p, Py_ssize_t n_regs) except -1:
@@ -221,6 +229,10 @@ cdef void _release(VM vm) noexcept:
     PyMem_Free(vm.update_cells)
     PyMem_Free(vm.specs)
     PyMem_Free(vm.spec_shapes)
+    PyMem_Free(vm.trace_runs)
+    PyMem_Free(vm.trace_events)
+    vm.trace_runs, vm.trace_events = NULL, NULL
+    vm.trace_slots = vm.trace_seq = 0
     vm.instrs = NULL
     vm.index_buf = NULL
     vm.const_regs = NULL

@@ -63,6 +63,13 @@ def _threads(s) -> int:
     return n
 
 
+def _nonnegative_int(s):
+    v = int(s)
+    if v < 0:
+        raise ValueError(f"expected an integer >= 0, got {s!r}")
+    return v
+
+
 def _optimizer(s):
     return None if s in (None, "None", "none", "") else s
 
@@ -88,8 +95,11 @@ OPTIONS = {
                       "reductions, and BLAS threads (through threadpoolctl); default: the CPUs "
                       "this process may run on", _threads),
     "profile": Option(False, "profile every compiled function", _bool),
-    "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit",
-                              _bool),
+    "profile_at_exit": Option(False, "print the profiles of all profiled functions at exit "
+                              "(profile=True does too)", _bool),
+    "profile_trace_calls": Option(100, "profiled functions keep the timeline of their last "
+                                  "this many calls (f.profile.to_chrome_trace); 0: none",
+                                  _nonnegative_int),
     "print_rewrites": Option(False, "print the graph after each rewrite pass", _bool),
     "check_graph": Option(False, "validate the graph between rewrite passes", _bool),
     "on_rewrite_error": Option("raise", "what a failing rewrite does",

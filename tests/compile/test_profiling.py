@@ -1,6 +1,5 @@
-"""Profiles: the numbers add up, the tables print, the chrome trace is valid."""
+"""Profiles: the numbers add up, the tables print (the timeline: test_timeline.py)."""
 import io
-import json
 import os
 import subprocess
 import sys
@@ -156,32 +155,6 @@ def test_memory_figures_of_a_real_function():
     with_frees, without = f.profile.memory()
     assert 8000 <= with_frees <= without
     assert without <= 8000 * 6 + 64
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_chrome_trace_is_valid_json_with_one_event_per_executed_instruction(mode, tmp_path):
-    c, x = vt.lscalar("c"), vt.dvector("x")
-    with vmc.config.change(optimizer=None if mode == "None" else mode):
-        f = vmc.function([c, x], ifelse(c > 0, vt.tanh(x).sum(), vt.exp(x).sum()),
-                         profile=True, name="traced")
-    f(1, np.ones(3))
-    f(1, np.ones(3))
-    path = tmp_path / "trace.json"
-    assert f.profile.to_chrome_trace(str(path)) == str(path)
-    data = json.loads(path.read_text())
-    events = [e for e in data["traceEvents"] if e["ph"] == "X"]
-    executed = [pc for pc in range(f.program.n_instr) if f.counts[pc] > 0]
-    assert len(events) == len(executed) < f.program.n_instr      # the else block never ran
-    assert [e["args"]["pc"] for e in events] == executed
-    end = 0.0
-    for e in events:
-        assert {"name", "ph", "ts", "dur", "pid", "tid", "args"} <= set(e)
-        assert e["ts"] >= end - 1e-9 and e["dur"] >= 0
-        end = e["ts"] + e["dur"]
-        assert e["args"]["calls"] == 2
-    assert sum(e["dur"] for e in events) == pytest.approx(f.profile.thunk_ns / 1e3)
-    assert any(e["ph"] == "M" and e["args"]["name"] == "vmc: traced"
-               for e in data["traceEvents"])
 
 
 def test_profile_at_exit_prints_every_profiled_function(linker):

@@ -14,6 +14,7 @@ from .function import Function, FunctionSpec, place_on_device, prepare, schedule
 from .graph_cache import optimized_graph
 from .io import In, Out, as_update_value, normalize_inputs, normalize_outputs
 from .profiling import ProfileStats
+from .timeline import trace_length
 from .pyvm import ProfilingPyVM, PyVM
 from .debugmode import DebugMode
 from .monitormode import MonitorMode
@@ -23,4 +24,4 @@ __all__ = ["Function", "FunctionSpec", "prepare", "schedule", "optimized_graph",
            "place_on_device",
            "In", "Out", "as_update_value", "normalize_inputs", "normalize_outputs",
            "ProfileStats", "ProfilingPyVM", "PyVM", "enrich", "SharedVariable",
-           "DebugMode", "MonitorMode", "NanGuardMode"]
+           "DebugMode", "MonitorMode", "NanGuardMode", "trace_length"]

@@ -87,8 +87,10 @@ class Function:
         self.profile = None
         if spec.profile:
             from .profiling import ProfileStats
+            from .timeline import trace_length
             self.profile = ProfileStats(self, timings)
             self.set_profiling(True)
+            self.set_trace(trace_length(program.n_instr, config.profile_trace_calls))
             for thunk in program.thunks:      # scan bodies profile their own steps
                 inner = getattr(thunk, "set_profiling", None)
                 if inner is not None:

@@ -10,15 +10,16 @@ each whole call to ``record_call``. ``ProfileStats`` only reads and tabulates:
 - ``summary(file=None)``: calls, time in and out of the VM, compile time per
   step, tables per op class, per op and per thunk, peak memory with and
   without frees;
-- ``to_chrome_trace(path)``: a Trace Event Format timeline for Perfetto or
-  chrome://tracing.
+- ``to_chrome_trace(path)``: the timeline of the last
+  ``config.profile_trace_calls`` calls, for Perfetto or chrome://tracing
+  (``vmc.compile.timeline``).
 
-With ``config.profile_at_exit`` set, every profile is printed at exit.
+With ``config.profile`` or ``config.profile_at_exit`` set, the profile of
+every function that ran is printed at exit (to stderr).
 """
 from __future__ import annotations
 
 import atexit
-import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -196,38 +197,16 @@ class ProfileStats:
             inner.summary(file=_Indented(out), n=n)
 
     def to_chrome_trace(self, path):
-        """Write a Trace Event Format file (open it in Perfetto or
-        chrome://tracing): one "X" event per executed instruction, laid out
-        in program order, each as long as its total time over all calls, with
-        its calls, time per call, op class, kind and shapes in ``args``."""
-        name = getattr(self.fn, "name", None) or "vmc function"
-        events = [
-            {"name": "process_name", "ph": "M", "pid": 1, "tid": 0,
-             "args": {"name": f"vmc: {name}"}},
-            {"name": "thread_name", "ph": "M", "pid": 1, "tid": 0,
-             "args": {"name": f"instructions ({self.calls} calls)"}},
-        ]
-        ts = 0.0
-        rows = self.rows()
-        if any(r.device_ns for r in rows):
-            events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": 1,
-                           "args": {"name": "device kernels (events)"}})
-        for r in rows:
-            dur = r.time_ns / 1e3      # the format's unit is the microsecond
-            events.append({
-                "name": r.label, "cat": r.op_class, "ph": "X", "pid": 1, "tid": 0,
-                "ts": ts, "dur": dur,
-                "args": {"pc": r.pc, "calls": r.calls, "us_per_call": r.time_ns / 1e3 /
-                         max(r.calls, 1), "kind": r.kind, "shapes": r.shapes}})
-            if r.device_ns:
-                events.append({"name": r.label, "cat": r.op_class, "ph": "X", "pid": 1,
-                               "tid": 1, "ts": ts, "dur": r.device_ns / 1e3,
-                               "args": {"pc": r.pc, "device_us_per_call":
-                                        r.device_ns / 1e3 / max(r.calls, 1)}})
-            ts += max(dur, r.device_ns / 1e3)
-        with open(path, "w") as fh:
-            json.dump({"traceEvents": events, "displayTimeUnit": "ns"}, fh)
-        return path
+        """Write this function's timeline (its last ``config.profile_trace_calls``
+        calls, instruction by instruction, as they ran) as a Trace Event Format
+        file for Perfetto or chrome://tracing (``vmc.compile.timeline``)."""
+        from .timeline import to_chrome_trace
+        return to_chrome_trace(path, [self])
+
+    @property
+    def trace(self):
+        """The VM's traced runs: ``[(run, events)]`` (``vmc._vm.VM.trace``)."""
+        return getattr(_vm_of(self.fn), "trace", None) or []
 
 
 def peak_memory(program, out_bytes):
@@ -324,17 +303,25 @@ class _Indented:
         self.out.write("\n".join("    " + line if line else line for line in s.split("\n")))
 
 
+def top_level_profiles():
+    """The profiles made so far of functions that ran, less those nested in
+    another's (scan bodies: printed and traced inside their scan)."""
+    nested = {id(inner) for prof in _ALL for _, inner in _inner_profiles(prof.fn)}
+    return [p for p in _ALL if id(p) not in nested and p.calls]
+
+
 def print_all(file=None):
-    """Print every profile made so far."""
+    """Print every profile of a function that ran (``top_level_profiles``)."""
     out = file or sys.stderr
-    for prof in _ALL:
+    for prof in top_level_profiles():
         prof.summary(file=out)
         print(file=out)
 
 
 def _at_exit():
+    # VMC_FLAGS=profile=True prints the profiles at exit, as Theano's did.
     from vmc.config import config
-    if config.profile_at_exit and _ALL:
+    if config.profile_at_exit or config.profile:
         print_all()
 
 

@@ -18,11 +18,18 @@ as the Cython VM does.
 """
 from __future__ import annotations
 
+import collections
+import threading
 import time
 
 import numpy as np
 
 from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk, Program
+
+# The fields of one traced instruction, as the Cython VM's (vmc._vm.TRACE_EVENT).
+TRACE_EVENT = np.dtype([("pc", np.int64), ("t0", np.int64), ("t1", np.int64),
+                        ("nbytes", np.int64), ("live", np.int64), ("type_num", np.int64),
+                        ("ndim", np.int64), ("dims", np.int64, (4,))])
 
 
 class PyVM:
@@ -128,6 +135,9 @@ class ProfilingPyVM(PyVM):
         # pc -> {((shape, dtype), ...) per output: count}; filled while profiling
         self.out_shapes = {}
         self._overhead = 0         # ns the timers themselves cost in the current run
+        self._traced = None        # deque of the last traced runs (set_trace), or None
+        self._trace_seq = 0
+        self._tracing = _Tracing()
 
     @property
     def profile(self):
@@ -143,12 +153,35 @@ class ProfilingPyVM(PyVM):
         """Record per-instruction times and counts while ``on``."""
         self.profiling = bool(on)
 
+    def set_trace(self, n_runs):
+        """While profiling, keep every instruction's start and end of the last
+        ``n_runs`` runs (``trace``, as the Cython VM's)."""
+        if n_runs < 0:
+            raise ValueError(f"set_trace: n_runs must be >= 0, got {n_runs}")
+        self._traced = collections.deque(maxlen=n_runs) if n_runs else None
+        self._trace_seq = 0
+
+    @property
+    def trace(self):
+        """The traced runs, oldest first: ``[(run, events)]`` (see ``vmc._vm.VM.trace``)."""
+        return [(dict(r.head), np.array(r.events, TRACE_EVENT)) for r in list(self._traced or ())]
+
     def run(self, args):
         if not self.profiling:
             return super().run(args)
         self._overhead = 0
+        outer = self._tracing.run
         t0 = time.perf_counter_ns()
-        outputs = super().run(args)
+        if self._traced is not None:
+            self._tracing.run = _TracedRun(self._trace_seq, t0)
+            self._trace_seq += 1
+        try:
+            outputs = super().run(args)
+        finally:
+            traced, self._tracing.run = self._tracing.run, outer
+            if traced is not outer:
+                traced.head["t_end"] = time.perf_counter_ns()
+                self._traced.append(traced)
         # what profiling itself costs stays out of the VM's time
         self.vm_ns += time.perf_counter_ns() - t0 - self._overhead
         return outputs
@@ -164,6 +197,8 @@ class ProfilingPyVM(PyVM):
         self.times[pc] += t1 - t0
         self.counts[pc] += 1
         self._record_shapes(pc, before, regs)
+        if self._tracing.run is not None:
+            self._tracing.run.record(self, pc, nxt, t0, t1, before, regs)
         self._overhead += (t0 - t_rec) + (time.perf_counter_ns() - t1)
         return nxt
 
@@ -188,6 +223,43 @@ class ProfilingPyVM(PyVM):
         self.counts[:] = 0
         self.vm_ns = 0
         self.out_shapes.clear()
+        if self._traced is not None:
+            self._traced.clear()
+        self._trace_seq = 0
+
+
+class _Tracing(threading.local):
+    run = None          # the run this thread is tracing, if any
+
+
+class _TracedRun:
+    """One traced run of the Python VM: the rows of ``TRACE_EVENT``, and the
+    bytes this run allocated per register (for the live total)."""
+
+    def __init__(self, seq, t_begin):
+        self.head = {"seq": seq, "t_begin": t_begin, "t_end": t_begin,
+                     "thread": threading.get_ident()}
+        self.events, self.reg_bytes, self.live = [], {}, 0
+
+    def record(self, vm, pc, nxt, t0, t1, before, regs):
+        kind, outs, nbytes = vm._kind[pc], vm._outs[pc], 0
+        if kind == THUNK:
+            for r in outs:
+                b = _new_bytes(regs[r], before)
+                self.live += b - self.reg_bytes.get(r, 0)
+                self.reg_bytes[r] = b
+                nbytes += b
+        elif kind == MOVE:
+            self.live -= self.reg_bytes.pop(outs[0], 0)
+            self.reg_bytes[outs[0]] = self.reg_bytes.pop(vm._ins[pc][0], 0)
+        if not (kind == JUMP_IF_FALSE and nxt == pc + 1):      # frees were released
+            for r in vm._frees[pc]:
+                self.live -= self.reg_bytes.pop(r, 0)
+        v = regs[outs[0]] if kind == THUNK and outs else None
+        shape = np.shape(v) if isinstance(v, (np.ndarray, np.generic)) else ()
+        dims = (list(shape[:4]) + [0, 0, 0, 0])[:4]
+        type_num = v.dtype.num if isinstance(v, (np.ndarray, np.generic)) else -1
+        self.events.append((pc, t0, t1, nbytes, self.live, type_num, len(shape), dims))
 
 
 def _split(flat, starts, counts):

@@ -17,7 +17,7 @@ import copy
 import numpy as np
 
 from vmc.compile import (FunctionSpec, In, Out, ProfileStats, ProfilingPyVM, enrich,
-                         normalize_outputs, optimized_graph, prepare, schedule)
+                         normalize_outputs, optimized_graph, prepare, schedule, trace_length)
 from vmc.config import config
 from vmc.thunks import blocks
 from vmc.thunks.registry import register
@@ -81,6 +81,8 @@ class InnerFunction:
         self.vm.set_profiling(bool(on))
         if on and self.profile is None:
             self.profile = ProfileStats(self, self.timings)
+            # the last steps' timelines, nested in the scan's (vmc.compile.timeline)
+            self.vm.set_trace(trace_length(self.program.n_instr, config.profile_trace_calls))
 
     # What vmc.compile.errors.enrich and ProfileStats read:
     @property

@@ -122,6 +122,25 @@ def test_a_user_op_that_writes_its_input_without_destroy_map_in_perform_is_caugh
         f(np.zeros(3))
 
 
+def test_a_nondeterministic_op_runs_once_per_call():
+    class Effect(vmc.Op):       # as an MPI collective: running it twice would be a bug
+        nondeterministic = True
+        calls = 0
+
+        def make_node(self, x):
+            return vmc.Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, output_storage):
+            type(self).calls += 1
+            output_storage[0][0] = inputs[0] + 1
+
+    x = vt.dvector("x")
+    f = vmc.function([x], Effect()(x * 2), mode="DebugMode")
+    np.testing.assert_allclose(f(np.ones(2)), [3.0, 3.0])
+    np.testing.assert_allclose(f(np.zeros(2)), [1.0, 1.0])
+    assert Effect.calls == 2
+
+
 def test_isfinite_check_and_its_switch():
     x = vt.dvector("x")
     with pytest.raises(InvalidValueError, match="NaN or infinities"):

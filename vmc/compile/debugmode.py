@@ -26,6 +26,10 @@ numpy, a user op's ``perform``):
    non-contiguously, in Fortran order and with negative strides: the outputs
    must not change (``BadThunkOutput``).
 
+The thunk of an op marked ``nondeterministic`` (its effects go beyond its
+outputs, as an MPI collective's start and wait) runs once: steps 1 and 3 are
+skipped for it.
+
 The first failure raises; the function's error handler adds the op, its input
 shapes and the line of user code that built the node. DebugMode is slow (each
 thunk runs about five times, and inputs are copied): it is for finding bugs.
@@ -107,6 +111,10 @@ class CheckedThunk:
         self.destroyable = frozenset(destroyable)
         self.n_out = len(node.outputs)
         self.kind = "C thunk" if isinstance(thunk, CThunk) else "thunk"
+        # An op with effects beyond its outputs (an MPI collective's start or
+        # wait: every rank must run it once) runs once, without the checks
+        # that rerun it.
+        self.rerun = not getattr(node.op, "nondeterministic", False)
         self._reference = None
 
     @property
@@ -122,7 +130,7 @@ class CheckedThunk:
     def __call__(self, *args):
         before = [_copy(a) for a in args]
         ref_outs, ref_views = None, None
-        if self.reference is not None:
+        if self.rerun and self.reference is not None:
             ref_outs = run_thunk(self.reference, args, self.n_out)
             self._check_kept(args, before, frozenset(), "its reference (the Python thunk)")
             ref_views = [[_shares(o, a) for a in args] for o in ref_outs]
@@ -133,7 +141,7 @@ class CheckedThunk:
         self._check_views(outs, args, ref_views)
         if ref_outs is not None:
             self._compare(outs, ref_outs, "its reference (the Python thunk)")
-        if self.mode.check_strides:
+        if self.mode.check_strides and self.rerun:
             self._check_strides(outs, before)
         return as_result(outs)
 
@@ -204,12 +212,13 @@ class CheckedThunk:
 
 # -- values ------------------------------------------------------------------------
 def _copy(v):
+    """A copy of an array or a random generator; other values (scalars, MPI
+    tickets, ...) as they are."""
     if isinstance(v, np.ndarray):
         return v.copy()
-    try:
+    if isinstance(v, np.random.Generator):
         return copy.deepcopy(v)
-    except Exception:        # noqa: BLE001 - an uncopyable value is compared as is
-        return v
+    return v
 
 
 def _same(a, b):

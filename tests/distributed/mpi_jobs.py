@@ -120,6 +120,12 @@ def job_collectives(out):
     for k, o in enumerate(f(*vals)):
         got[f"packed{k}"] = o
         want[f"packed{k}"] = np.arange(5 * k + 1, dtype=float) * cs.sum()
+    # Inside a scan body, forward and backward (a backward scan of allreduces).
+    v = vt.dvector("v")
+    seq, _ = vmc.scan(lambda h: dist.allreduce(h * 2.0, "sum"), outputs_info=[v], n_steps=3)
+    start = np.full(2, r + 1.0)
+    check("scan", seq[-1], np.full(2, 8.0 * n * n * cs.sum()), (v,), (start,))
+    check("grad_scan", vmc.grad(seq[-1].sum(), v), np.full(2, 8.0 * n ** 3), (v,), (start,))
     # Results the caller keeps are never overwritten by a later call (the thunks
     # reuse their MPI buffers only when nothing else holds them): a big allreduce
     # (its own message) and small ones (one packed message).
@@ -136,16 +142,17 @@ def job_collectives(out):
 
 
 def job_fail(out):
-    """Rank 1 raises while rank 0 waits in an allreduce: both must end."""
+    """Rank 1 raises while rank 0 waits for an allreduce: both must end."""
     import vmc
     import vmc.distributed as dist
     import vmc.tensor as vt
     dist.init()
     x = vt.vector("x")
     f = vmc.function([x], dist.allreduce(x, "sum"))
+    f(np.ones(3))               # the handshake and a first message, on both ranks
     if dist.rank() == 1:
         raise RuntimeError("rank one broke on purpose")
-    f(np.ones(3))
+    f(np.ones(3))               # rank 0 waits in the allreduce's wait
     f(np.ones(3))
 
 

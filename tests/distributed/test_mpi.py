@@ -56,7 +56,7 @@ def test_collectives_against_numpy(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for r, saved in enumerate(_loaded(tmp_path, "collectives")):
         names = [k[4:] for k in saved.files if k.startswith("got.")]
-        assert len(names) == 24
+        assert len(names) == 26
         for name in names:
             got, want = saved["got." + name], saved["want." + name]
             assert got.shape == want.shape, (r, name)

@@ -317,3 +317,52 @@ def test_updates_of_a_broadcastable_parameter_keep_it_broadcastable():
     with pytest.raises(ValueError, match="shape"):
         grow(np.ones((1, 1, 4, 4)), 2)
     assert W.get_value().shape == (2, 1, 3, 3)
+
+
+def test_more_of_theanos_tensor_vocabulary_against_numpy():
+    x, v = T.dmatrix(), T.dvector()
+    X = np.array([[-2.0, -0.4, 0.0], [1.0, 2.6, 3.0]])
+    V = np.array([1.0, 2.0, 3.0, 4.0])
+    outs = [T.largest(x, 0.5, x * 2), T.smallest(x, -x), T.max_and_argmax(x, 1)[0],
+            T.max_and_argmax(x, 1)[1], T.ptp(x, 0), T.iround(x), T.roll(x, 1, 1),
+            T.roll(v, -3), T.horizontal_stack(x, x), T.vertical_stack(x, x),
+            T.stacklists([[v[0], v[1]], [v[2], v[3]]]), T.isclose(x, x + 1e-9),
+            T.allclose(x, x + 1e-3), T.fill(x, 3.0), T.second(x, v[0]), T.exp2(v), T.sgn(x),
+            T.floor_div(v, 2.0), T.deg2rad(v), T.rad2deg(v), T.swapaxes(x, 0, 1),
+            T.as_tensor([1.0, 2.0])]
+    want = [np.maximum(np.maximum(X, 0.5), 2 * X), np.minimum(X, -X), X.max(1), X.argmax(1),
+            np.ptp(X, 0), np.round(X).astype("int64"), np.roll(X, 1, 1), np.roll(V, -3),
+            np.hstack([X, X]), np.vstack([X, X]), V.reshape(2, 2), np.isclose(X, X + 1e-9),
+            np.allclose(X, X + 1e-3), np.full_like(X, 3.0), np.full_like(X, V[0]), 2.0 ** V,
+            np.sign(X), V // 2.0, np.deg2rad(V), np.rad2deg(V), X.T, np.array([1.0, 2.0])]
+    got = theano.function([x, v], outs)(X, V)
+    for k, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, err_msg=str(k))
+    assert T.get_scalar_constant_value(T.cast(T.constant(3.0), "float32")) == 3.0
+    with pytest.raises(T.NotScalarConstantError):
+        T.get_scalar_constant_value(x.sum())
+    assert T.get_vector_length(x.shape) == 2
+    with pytest.raises(ValueError):
+        T.get_vector_length(v)
+
+
+def test_more_of_theanos_nnet_vocabulary_against_numpy():
+    x, y = T.dmatrix(), T.lvector()
+    X = np.array([[-3.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    Y = np.array([2, 0])
+    nll, sm = T.nnet.crossentropy_softmax_1hot(x, y)
+    f = theano.function([x, y], [T.nnet.hard_sigmoid(x), T.nnet.ultra_fast_sigmoid(x),
+                                 T.nnet.softsign(x), nll, sm,
+                                 T.nnet.crossentropy_categorical_1hot(sm, y),
+                                 T.nnet.softmax_with_bias(x, T.constant([0.0, 1.0, 0.0]))])
+    hs, ufs, ss, nll_v, sm_v, ce, swb = f(X, Y)
+    e = np.exp(X - X.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    eb = np.exp(X + [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(hs, np.clip(0.2 * X + 0.5, 0, 1))
+    np.testing.assert_allclose(ufs, 1 / (1 + np.exp(-X)))
+    np.testing.assert_allclose(ss, X / (1 + np.abs(X)))
+    np.testing.assert_allclose(sm_v, p)
+    np.testing.assert_allclose(nll_v, -np.log(p[[0, 1], Y]))
+    np.testing.assert_allclose(ce, nll_v)
+    np.testing.assert_allclose(swb, eb / eb.sum(1, keepdims=True))

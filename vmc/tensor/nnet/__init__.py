@@ -200,6 +200,42 @@ def crossentropy_softmax(x, y):
     return CrossentropySoftmaxArgmax()(x, y)[0]
 
 
+# -- Theano's other nnet names ---------------------------------------------------------
+def hard_sigmoid(x):
+    """``clip(0.2 x + 0.5, 0, 1)``: Theano's piecewise-linear sigmoid."""
+    from ..elemwise import clip
+    return clip(as_tensor_variable(x) * 0.2 + 0.5, 0, 1)
+
+
+def ultra_fast_sigmoid(x):
+    """Theano's fast approximation of the sigmoid; vmc's sigmoid is exact and
+    as fast, so this is the sigmoid itself."""
+    return sigmoid(x)
+
+
+def softsign(x):
+    """``x / (1 + |x|)``."""
+    from ..elemwise import abs as vabs
+    x = as_tensor_variable(x)
+    return x / (1 + vabs(x))
+
+
+def softmax_with_bias(x, b):
+    """``softmax(x + b)`` along the last axis (Theano's op of that name)."""
+    return Softmax(-1)(as_tensor_variable(x) + b)
+
+
+def crossentropy_categorical_1hot(coding_dist, true_one_of_n):
+    """Per-row ``-log(coding_dist[i, true_one_of_n[i]])``."""
+    return categorical_crossentropy(coding_dist, true_one_of_n)
+
+
+def crossentropy_softmax_1hot(x, y_idx):
+    """``(nll, softmax(x))``: the per-row cross-entropy of ``softmax(x)``
+    against the labels ``y_idx``, computed stably, and the softmax."""
+    return crossentropy_softmax(x, y_idx), Softmax(-1)(x)
+
+
 # Theano's names: vt.nnet.conv2d, vt.nnet.abstract_conv, vt.nnet.bn.
 from ..special import log_softmax  # noqa: E402,F401  (vmc's, any rank; Theano's: logsoftmax)
 from . import abstract_conv, bn  # noqa: E402

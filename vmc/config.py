@@ -89,6 +89,10 @@ OPTIONS = {
                          "where generated C is compiled and cached ($VMC_COMPILEDIR)"),
     "block_cache_mb": Option(1024, "most MB of freed large kernel outputs kept for reuse "
                              "(vmc/thunks/cgen/vmc_blocks.h); 0 turns the cache off", float),
+    "tiered_compile": Option(True, "long fused kernels run a fast-built form first while "
+                             "their optimized form compiles in the background "
+                             "(vmc/thunks/cgen/tiers.py); off: build the optimized one at "
+                             "once", _bool),
     "graph_cache": Option(True, "reuse the optimized graph of a graph optimized before, in "
                           "this process or (in compiledir) an earlier one", _bool),
     "threads": Option(_default_threads(), "threads that split large elementwise kernels and "

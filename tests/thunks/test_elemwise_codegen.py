@@ -483,11 +483,12 @@ def _chain_numpy(x, r, n_ops):
     return y, tenth
 
 
-@pytest.mark.parametrize("cols", [0, 1, 7, 8, 9, 203])
+@pytest.mark.parametrize("cols", [0, 1, 7, 8, 9, 203, 600])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
 def test_block_form_gives_the_row_loops_bits(cols, layout, monkeypatch):
-    # a kernel too big for GCC to inline runs vectorized blocks of BLOCK_LANES elements
-    # (the tail padded, strided data gathered): the same operations, so the same bits
+    # a kernel too big for GCC to inline runs as vectorized blocks of BLOCK_LANES
+    # elements (tier 1) or as segments, loops over blocks of up to 256 (tier 2): the
+    # tail padded, strided data gathered; the same operations, so the same bits
     from vmc.thunks.cgen import elemwise
     n_ops = 140
     spec = _chain_spec(n_ops)
@@ -496,26 +497,30 @@ def test_block_form_gives_the_row_loops_bits(cols, layout, monkeypatch):
     x = x[:, ::3] if layout == "strided" else x
     r = rng.standard_normal((3, 1))
     got = {}
-    for limit in (10 ** 9, 1):
+    for limit, tier in ((10 ** 9, None), (1, 1), (1, 2)):
         monkeypatch.setattr(elemwise, "BLOCK_MIN_OPS", limit)
-        assert ("_blk(" in elemwise.module_source([spec])[0]) == (limit == 1)
-        got[limit] = run(build_kernels([spec])[0], x, r, n_out=2)
-    for a, b in zip(got[10 ** 9], got[1]):
-        np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
+        src = elemwise.module_source([spec], tier=tier or 2)[0]
+        assert ("_blk(" in src, "_sblk(" in src) == (tier == 1, tier == 2)
+        got[tier] = run(build_kernels([spec], tier=tier)[0], x, r, n_out=2)
+    for tier in (1, 2):
+        for a, b in zip(got[None], got[tier]):
+            np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
     want = _chain_numpy(x, r, n_ops)
-    np.testing.assert_allclose(got[1][0], want[0], rtol=1e-12, atol=1e-14)
-    np.testing.assert_array_equal(got[1][1], want[1])
+    np.testing.assert_allclose(got[2][0], want[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(got[2][1], want[1])
 
 
-def test_block_form_in_place_writes_into_the_dying_input():
+@pytest.mark.parametrize("tier", [1, 2])
+def test_block_form_in_place_writes_into_the_dying_input(tier):
     import dataclasses
     from vmc.thunks.cgen import elemwise
     spec = dataclasses.replace(_chain_spec(140), inplace=((0, 0),))
     assert elemwise.block_form(spec)
-    x = np.random.default_rng(1).standard_normal((4, 37))
+    x = np.random.default_rng(1).standard_normal((4, 337))
     r = np.random.default_rng(2).standard_normal((4, 1))
     want = _chain_numpy(x, r, 140)
     xc = x.copy()
-    got = run(build_kernels([spec])[0], xc, r, n_out=2)
+    got = run(build_kernels([spec], tier=tier)[0], xc, r, n_out=2)
     assert got[0] is xc
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(got[1], want[1])

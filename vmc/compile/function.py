@@ -140,6 +140,15 @@ class Function:
         """Release the intermediate buffers kept between calls."""
         self.clear_registers()
 
+    def wait_compiled(self, timeout=None):
+        """Wait until the optimized builds compiling in the background are done and
+        in use (``config.tiered_compile``: long fused kernels run a fast-built form
+        until then; both give the same results). Waits for every background build
+        started so far, this function's among them; False if ``timeout`` seconds
+        passed first."""
+        from vmc.thunks.cgen.tiers import wait
+        return wait(timeout)
+
     def __reduce__(self):
         return (_compile, (self.spec,))
 

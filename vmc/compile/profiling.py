@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vmc.program import JUMP, JUMP_IF_FALSE, MOVE, THUNK, CThunk
+from vmc.thunks.cgen.tiers import tier_calls
 
 _ALL = []   # every ProfileStats made, for config.profile_at_exit
 
@@ -42,6 +43,7 @@ class Row:
     kind: str       # "C", "Py", "GPU" or "-" (jumps and moves)
     shapes: str     # the output shapes and dtypes seen most often
     device_ns: int = 0   # GPU instructions: kernel time on the device (events)
+    tiers: tuple = None  # a long fused kernel: (calls on tier 1, on tier 2), else None
 
 
 class ProfileStats:
@@ -102,14 +104,17 @@ class ProfileStats:
                 continue
             node = f.node_of_pc.get(pc)
             label = p.labels[pc] if pc < len(p.labels) else "?"
-            kind = "-"
+            kind, tiers = "-", None
             if int(p.kind[pc]) == THUNK:
                 t = p.thunks[int(p.thunk[pc])]
                 kind = ("GPU" if getattr(t, "device", None) else
                         "C" if isinstance(t, CThunk) else "Py")
+                tiers = tier_calls(t) if kind == "C" else None
+                if tiers:   # C1, C2, or C12 when the switch came between calls
+                    kind += "1" * bool(tiers[0]) + "2" * bool(tiers[1])
             op_class = type(node.op).__name__ if node is not None else "?"
             rows.append(Row(pc, label, op_class, int(times[pc]), int(counts[pc]), kind,
-                            _shape_text(shapes.get(pc)), dev.get(pc, (0, 0))[0]))
+                            _shape_text(shapes.get(pc)), dev.get(pc, (0, 0))[0], tiers))
         return rows
 
     def device_times(self):
@@ -192,6 +197,12 @@ class ProfileStats:
               f"{r.calls:8d} {_us(r.time_ns, r.calls):>10}{dv} {r.kind:>4} {r.pc:4d}  "
               f"{r.label}  {r.shapes}")
         _more(w, len(rows), n)
+        tiered = [r for r in rows if r.tiers]
+        if tiered:
+            w("\n  tiered kernels (config.tiered_compile; kind C1/C2 above): calls on tier 1 "
+              "(fast build) and tier 2 (optimized, compiled in the background):")
+            for r in tiered:
+                w(f"    pc {r.pc:4d}: tier 1 {r.tiers[0]}, tier 2 {r.tiers[1]}  {r.label}")
         for pc, inner in _inner_profiles(self.fn):
             w(f"\n  inner function of instruction {pc}:")
             inner.summary(file=_Indented(out), n=n)

@@ -64,6 +64,42 @@ static PyObject *thunk(PyObject *self, PyObject *args) {
     return Py_BuildValue("NN", fn, ctx);
 }
 
+static vmc_ew_ctx *ew_ctx(PyObject *fn, PyObject *ctx) {
+    /* the context of an elementwise thunk, or NULL (no error) for another thunk */
+    if (!PyCapsule_IsValid(fn, VMC_THUNK_CAPSULE) || !PyCapsule_IsValid(ctx, VMC_CTX_CAPSULE) ||
+        PyCapsule_GetPointer(fn, VMC_THUNK_CAPSULE) != (void *)vmc_ew_thunk)
+        return NULL;
+    return (vmc_ew_ctx *)PyCapsule_GetPointer(ctx, VMC_CTX_CAPSULE);
+}
+
+/* Point a thunk's context at kernel i of another table: the same kernel built
+ * otherwise (tier 2 of a long kernel). Called with the GIL, which every call
+ * holds when it reads its descriptor. */
+static PyObject *retarget(PyObject *self, PyObject *args) {
+    PyObject *ctx, *cap;
+    Py_ssize_t i, n = 0;
+    if (!PyArg_ParseTuple(args, "OO!n", &ctx, &PyCapsule_Type, &cap, &i)) return NULL;
+    vmc_ew_ctx *c = (vmc_ew_ctx *)PyCapsule_GetPointer(ctx, VMC_CTX_CAPSULE);
+    const vmc_ew_desc *const *table = PyCapsule_GetPointer(cap, TABLE_CAPSULE);
+    if (!c || !table) return NULL;
+    while (table[n]) n++;
+    if (i < 0 || i >= n) return PyErr_Format(PyExc_IndexError, "no kernel %zd of %zd", i, n);
+    const vmc_ew_desc *d = table[i], *o = c->d;
+    if (d->nin != o->nin || d->nout != o->nout || d->nd != o->nd || d->reduce != o->reduce ||
+        d->reuse_max != o->reuse_max || strcmp(d->label, o->label) != 0)
+        return PyErr_Format(PyExc_ValueError, "retarget: kernel %s is not %s", d->label, o->label);
+    c->d = d;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tier_calls(PyObject *self, PyObject *args) {
+    PyObject *fn, *ctx;
+    if (!PyArg_ParseTuple(args, "OO", &fn, &ctx)) return NULL;
+    vmc_ew_ctx *c = ew_ctx(fn, ctx);
+    if (!c || !c->d->tier) Py_RETURN_NONE;
+    return Py_BuildValue("KK", c->calls[0], c->calls[1]);
+}
+
 static PyObject *empty(PyObject *self, PyObject *args) {
     PyArray_Dims shape = {NULL, 0};
     int type;
@@ -136,6 +172,10 @@ static PyMethodDef methods[] = {
     {"pool_info", pool_info, METH_NOARGS,
      "pool_info(): threads, workers started, parallel_min, partial-reduction chunk"},
     {"load", load, METH_O, "load(path): open a kernel library; its table, in a capsule"},
+    {"retarget", retarget, METH_VARARGS,
+     "retarget(ctx, table, i): a thunk runs kernel i of table from now on (the same kernel)"},
+    {"tier_calls", tier_calls, METH_VARARGS,
+     "tier_calls(fn, ctx): (calls on tier 1, on tier 2) of a long kernel's thunk, else None"},
     {"thunk", thunk, METH_VARARGS, "thunk(table, i): (fn, ctx) capsules of kernel i's thunk"},
     {"empty", empty, METH_VARARGS,
      "empty(shape, typenum): a new C-contiguous array, large ones from the block cache"},

@@ -122,13 +122,17 @@ fail:
 
 _memo: dict = {}                 # key -> loaded module (one load per process)
 _thread_lock = threading.RLock()
+_key_locks: dict = {}            # key -> the lock its build holds
 _compiler_state: dict = {}       # memo of compiler(), have_compiler()
 
 
 # ----------------------------------------------------------------- settings
 
 def compiledir() -> Path:
-    """``vmc.config.compiledir`` if set, else ``$VMC_COMPILEDIR``, else ~/.cache/vmc."""
+    """``vmc.config.compiledir`` if set, else ``$VMC_COMPILEDIR``, else ~/.cache/vmc
+    (in a ``directory(d)`` block of this thread: ``d``)."""
+    if getattr(_here, "dir", None) is not None:
+        return _here.dir
     try:
         cfg = importlib.import_module("vmc.config")
         cfg = getattr(cfg, "config", cfg)
@@ -137,6 +141,21 @@ def compiledir() -> Path:
         d = None
     d = d or os.environ.get("VMC_COMPILEDIR") or Path.home() / ".cache" / "vmc"
     return Path(d).expanduser()
+
+
+_here = threading.local()
+
+
+@contextlib.contextmanager
+def directory(d: Path):
+    """Within the block, this thread's cache is ``d`` (a background build keeps the
+    directory its function was compiled with: tiers.py)."""
+    old = getattr(_here, "dir", None)
+    _here.dir = Path(d)
+    try:
+        yield
+    finally:
+        _here.dir = old
 
 
 def compiler() -> list | None:
@@ -260,7 +279,8 @@ def compile_module(sources: str, name_hint: str = "mod"):
                      lambda name: PRELUDE + sources + POSTLUDE.replace("@NAME@", name))
 
 
-def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=()):
+def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=(),
+                   only_cached: bool = False):
     """Compile (or fetch) the plain C of ``make_source()`` into a shared library
     and return ``load(path)`` (which raises ImportError or OSError for an unusable
     file), without calling ``make_source`` when an earlier process recorded which
@@ -270,7 +290,8 @@ def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=()
     ``alias`` must determine the source: the caller hashes its inputs and its
     generator's code. It is keyed like a source (compiler, flags, headers,
     ABI), and the record is written only after the entry built and loaded;
-    an entry that is gone or fails to load is generated and built again.
+    an entry that is gone or fails to load is generated and built again. With
+    ``only_cached``, None instead of building.
     """
     cc = compiler()
     if cc is None:
@@ -286,6 +307,8 @@ def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=()
                                lambda name, so: load(str(so)), None, cc, flags)
         if mod is not None:
             return mod
+    if only_cached:
+        return None
     sources = make_source()
     key = _key("library", sources, cc, flags)
     mod = _compiled_by_key("library", key, name_hint, ".so", lambda name, so: load(str(so)),
@@ -320,6 +343,8 @@ def _compiled_by_key(kind, key, name_hint, suffix, load, full_source, cc, flags)
     if mod is not None:
         return mod
     with _thread_lock:
+        lock = _key_locks.setdefault(key, threading.Lock())
+    with lock:          # one build per entry; other entries build meanwhile (tiers.py)
         mod = _memo.get(key)
         if mod is None:
             mod = _load_or_build(key, cc, flags, name_hint, suffix, load, full_source)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import scalar_c
-from .cache import cached_library
+from . import scalar_c, segments, tiers
+from .cache import cached_library, compiledir
+from .cache import directory as cache_directory
 from .headers import headers_digest
 
 REUSE_MAX_BYTES = 256 * 1024   # outputs up to this size are kept in ctx for reuse
@@ -374,18 +375,23 @@ def _validate(spec: KernelSpec):
             raise ValueError(f"reduce axes {axes} out of range for {nd} dims")
 
 
-def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) -> str:
-    """The C of one kernel, a thunk named ``k`` (raises NotImplementedError)."""
+def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES,
+                  tier: int = 2) -> str:
+    """The C of one kernel, a thunk named ``k`` (raises NotImplementedError); a kernel
+    in block form is written as ``tier`` 1 (blocks) or 2 (segments: tiers.py)."""
     _validate(spec)
     nm = _Names(spec)
     nd = spec.ndim
     modes = _row_modes(spec)
     red = spec.reduce is not None
     if block_form(spec):
+        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL, NULL"
+        if tier == 2:
+            return (segments.segment_loops(k, spec, nm, modes, _row_fn)
+                    + _desc(k, spec, set(), fns, reuse_max, 2))
         src = _body_fn(k, spec, nm, "exact", "__attribute__((always_inline)) ")[0]
         src += _block_loops(k, spec, nm, modes)
-        fns = f"{k}_row, NULL, NULL, {k}_strided, NULL, NULL, NULL"
-        return src + _desc(k, spec, set(), fns, reuse_max)
+        return src + _desc(k, spec, set(), fns, reuse_max, 1)
     exact, _ = _body_fn(k, spec, nm, "exact")
     fast, has_big = _body_fn(k, spec, nm, "fast")
     src = exact + (fast if has_big and not red else "")
@@ -400,7 +406,7 @@ def kernel_source(k: str, spec: KernelSpec, reuse_max: int = REUSE_MAX_BYTES) ->
     return src + _desc(k, spec, axes, fns, reuse_max)
 
 
-def _desc(k, spec, axes, fns, reuse_max):
+def _desc(k, spec, axes, fns, reuse_max, tier=0):
     """The kernel's ``vmc_ew_desc`` (its types, flags and loops) for the table."""
     nd, nin, nout, red = spec.ndim, len(spec.inputs), len(spec.outputs), spec.reduce is not None
     src = ""
@@ -416,7 +422,7 @@ def _desc(k, spec, axes, fns, reuse_max):
     rname = spec.reduce[0] if red else ""
     src += (f"static const vmc_ew_desc {k}_desc = {{{json.dumps(_label(spec))}, {nin}, {nout}, "
             f"{nd}, {k}_in_types, {k}_bcast, {k}_out_types, {k}_inplace, {int(red)}, "
-            f"{k}_raxes, \"{rname}\", {int(reuse_max)}, {fns}}};\n")
+            f"{k}_raxes, \"{rname}\", {int(reuse_max)}, {fns}, {tier}}};\n")
     return src
 
 
@@ -428,25 +434,37 @@ def _distinct(specs):
     return distinct, index
 
 
-def module_source(specs, reuse_max: int = REUSE_MAX_BYTES) -> tuple[str, list]:
+def module_source(specs, reuse_max: int = REUSE_MAX_BYTES, tier: int = 2) -> tuple[str, list]:
     """C of a kernel library holding one kernel per distinct spec (plain C: see
-    vmc_elemwise.h); and each spec's index in its ``vmc_kernels`` table."""
+    vmc_elemwise.h), long kernels as ``tier``; and each spec's index in its
+    ``vmc_kernels`` table."""
     distinct, index = _distinct(specs)
-    parts = [kernel_source(f"k{i}", s, reuse_max) for s, i in distinct.items()]
+    parts = [kernel_source(f"k{i}", s, reuse_max, tier) for s, i in distinct.items()]
     descs = "".join(f"&k{i}_desc, " for i in distinct.values())
     parts.append(f"VMC_KERNEL_TABLE = {{{descs}NULL}};\n")
     body = "".join(parts)
     calls = sum(1 for name in _CALL.findall(body) if name in _MATH_FNS)
     # block-form kernels are compiled at -O1, which inlines no math: they need the
     # vector clones
-    many = calls >= OUTLINE_MIN_CALLS or any(block_form(s) for s in distinct)
-    outline = "#define VMC_OUTLINE_MATH\n" if many else ""
+    long = any(block_form(s) for s in distinct)
+    outline = "#define VMC_OUTLINE_MATH\n" if long or calls >= OUTLINE_MIN_CALLS else ""
+    if long:
+        # BLOCK_FLAGS' -O1 would leave vmc_math's polynomials as loops over their
+        # coefficient tables: 2.5x slower (the 999-op chain, block form)
+        return (f"{outline}{_MATH_AT_O3[0]}#include \"vmc_elemwise.h\"\n{_MATH_AT_O3[1]}{body}",
+                index)
     return f"{outline}#include \"vmc_elemwise.h\"\n{body}", index
 
 
+_MATH_AT_O3 = ("#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
+               "#pragma GCC optimize(\"O3\")\n#endif\n",
+               "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC pop_options\n#endif\n")
+
+
 def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
-                  name_hint: str = "elemwise") -> list:
-    """One CThunk per spec, all compiled into one library (through the cache).
+                  name_hint: str = "elemwise", tier: int | None = None) -> list:
+    """One CThunk per spec, all compiled into one library (through the cache);
+    kernels in block form as ``tier`` 1 or 2, or by default as tiers.py says.
 
     Raises NotImplementedError(op) for an op or dtype the scalar table lacks,
     so the caller can fall back to numpy thunks; CompileError if the compiler
@@ -464,30 +482,67 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
     if reuse_max_bytes == REUSE_MAX_BYTES:
         stock_table, stock_index = stock.table(rt.load)
         where.update((s, (stock_table, stock_index[s])) for s in distinct if s in stock_index)
-    # Block-form kernels compile in a library of their own, with BLOCK_FLAGS.
-    for blocks in (False, True):
-        group = [s for s in distinct if block_form(s) == blocks and s not in where]
-        if not group:
-            continue
-        table = cached_library(source_alias(group, reuse_max_bytes),
-                               lambda g=group: module_source(g, reuse_max_bytes)[0],
-                               re.sub(r"\W", "_", name_hint), rt.load,
-                               BLOCK_FLAGS if blocks else ())
-        where.update((s, (table, i)) for i, s in enumerate(group))
+    plain = [s for s in distinct if not block_form(s) and s not in where]
+    if plain:
+        table = _library(plain, reuse_max_bytes, name_hint, rt, 0)
+        where.update((s, (table, i)) for i, s in enumerate(plain))
+    long = [s for s in distinct if block_form(s) and s not in where]
+    tier2 = _long_kernels(long, reuse_max_bytes, name_hint, rt, where, tier)
     thunks = []
     by_index = list(distinct)
     for i in index:
         table, j = where[by_index[i]]
         fn, ctx = rt.thunk(table, j)
-        thunks.append(CThunk(fn=fn, ctx=ctx, keepalive=(table, rt)))
+        thunks.append(CThunk(fn=fn, ctx=ctx, keepalive=(table, rt, tier2)))
+        if tier2 is not None and by_index[i] in long:
+            tier2.targets.append((ctx, long.index(by_index[i])))
+    if tier2 is not None:
+        tiers.submit(tier2)
     return thunks
 
 
-def source_alias(group: list, reuse_max_bytes: int) -> str:
+def _library(group, reuse_max_bytes, name_hint, rt, tier, only_cached=False):
+    """The kernel table of ``group`` through the cache; long kernels (block form)
+    as ``tier``, compiled with BLOCK_FLAGS. With ``only_cached``, None unless it
+    was built before."""
+    return cached_library(source_alias(group, reuse_max_bytes, tier),
+                          lambda: module_source(group, reuse_max_bytes, tier or 2)[0],
+                          re.sub(r"\W", "_", name_hint), rt.load,
+                          BLOCK_FLAGS if tier else (), only_cached=only_cached)
+
+
+def _long_kernels(long, reuse_max_bytes, name_hint, rt, where, tier):
+    """Tables for the kernels in block form, into ``where``: ``tier`` when given;
+    else tier 2 when it is built or ``config.tiered_compile`` is off, else tier 1
+    now and, returned, the tier 2 build to run in the background (tiers.py)."""
+    if not long:
+        return None
+    if tier is not None:
+        where.update((s, (table, i)) for table in [_library(long, reuse_max_bytes, name_hint,
+                                                            rt, tier)]
+                     for i, s in enumerate(long))
+        return None
+    from vmc.config import config
+    tiered = config.tiered_compile
+    table = _library(long, reuse_max_bytes, name_hint, rt, 2, only_cached=tiered)
+    job = None
+    if table is None:
+        table = _library(long, reuse_max_bytes, name_hint, rt, 1)
+        here = compiledir()
+
+        def build():
+            with cache_directory(here):
+                return _library(long, reuse_max_bytes, name_hint, rt, 2)
+        job = tiers.Tier2(build, rt)
+    where.update((s, (table, i)) for i, s in enumerate(long))
+    return job
+
+
+def source_alias(group: list, reuse_max_bytes: int, tier: int = 0) -> str:
     """Everything ``module_source(group)`` reads besides the generator's code: the
     specs and the settings; with the code's digest, it names the source."""
     return (f"{_generator_digest()}\0{int(reuse_max_bytes)}\0{OUTLINE_MIN_CALLS}\0"
-            f"{BLOCK_MIN_OPS}\0{BLOCK_LANES}\0{group!r}")
+            f"{BLOCK_MIN_OPS}\0{BLOCK_LANES}\0{tier}\0{group!r}")
 
 
 _digest: list = []
@@ -498,7 +553,7 @@ def _generator_digest() -> str:
     table): with the specs, it names a module's source without generating it."""
     if not _digest:
         h = hashlib.sha256()
-        for mod in (__file__, scalar_c.__file__):
+        for mod in (__file__, scalar_c.__file__, segments.__file__):
             h.update(Path(mod).read_bytes() + b"\0")
         _digest.append(h.hexdigest())
     return _digest[0]

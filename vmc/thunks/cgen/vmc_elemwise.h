@@ -45,6 +45,7 @@ typedef struct {
     vmc_strided_fn strided, rstrided;
     void (*rinit)(char **out, npy_intp n);   /* fill each output with the identity */
     void (*rcombine)(char **out, char **part);   /* out[k][0] = acc(out[k][0], part[k][0]) */
+    int tier;                     /* 0; a long kernel's block form 1, its segments 2 (tiers.py) */
 } vmc_ew_desc;
 
 /* A kernel library exports its descriptors, in order, NULL-terminated; the

@@ -437,15 +437,20 @@ done:
     return rc;
 }
 
-/* A thunk's private data: its kernel, and the output buffers kept for reuse. */
+/* A thunk's private data: its kernel, the calls run on each tier of a long
+ * kernel, and the output buffers kept for reuse. d changes once, from tier 1 to
+ * tier 2 (_ew_runtime.retarget, with the GIL held, as every call reads it). */
 typedef struct {
     const vmc_ew_desc *d;
+    unsigned long long calls[2];
     PyObject *buf[];
 } vmc_ew_ctx;
 
 static int vmc_ew_thunk(void *ctx, PyObject **regs, const int *ins, const int *outs) {
     vmc_ew_ctx *c = (vmc_ew_ctx *)ctx;
-    return vmc_ew_call(c->d, c->buf, regs, ins, outs);
+    const vmc_ew_desc *d = c->d;
+    if (d->tier) c->calls[d->tier - 1]++;
+    return vmc_ew_call(d, c->buf, regs, ins, outs);
 }
 
 #endif /* VMC_EW_RUNTIME_H */

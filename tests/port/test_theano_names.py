@@ -366,3 +366,13 @@ def test_more_of_theanos_nnet_vocabulary_against_numpy():
     np.testing.assert_allclose(nll_v, -np.log(p[[0, 1], Y]))
     np.testing.assert_allclose(ce, nll_v)
     np.testing.assert_allclose(swb, eb / eb.sum(1, keepdims=True))
+
+
+def test_pool_2d_with_symbolic_sizes_raises_value_error():
+    """Lasagne's SpatialPyramidPoolingLayer asks pool_2d for symbolic sizes and
+    falls back to an implementation without when that raises ValueError."""
+    from vmc.tensor.signal.pool import pool_2d
+    with pytest.raises(ValueError, match="known when the graph is built"):
+        pool_2d(T.tensor4(), ws=T.ivector(), stride=T.ivector(), ignore_border=True, pad=None)
+    with pytest.raises(ValueError, match="known when the graph is built"):
+        pool_2d(T.tensor4(), ws=(T.iscalar(), 2), ignore_border=True)

@@ -15,7 +15,7 @@ output gradient, and the max pool's forward-mode rule).
 """
 from __future__ import annotations
 
-from vmc.graph.basic import Apply, Op
+from vmc.graph.basic import Apply, Op, Variable
 from vmc.graph.type import TensorType
 
 from ..basic import as_tensor_variable
@@ -39,6 +39,11 @@ def pool_output_length(n, ws, stride, pad, ignore_border):
 def _pair(v, what):
     if isinstance(v, int):
         v = (v, v)
+    if isinstance(v, Variable) or any(isinstance(a, Variable) for a in v):
+        # ValueError, as Theano versions without symbolic sizes raised (Lasagne
+        # then falls back to an implementation that needs none)
+        raise ValueError(f"pool_2d: {what} must be ints known when the graph is built, "
+                         f"got the symbolic {v!r}")
     v = tuple(int(a) for a in v)
     if len(v) != 2:
         raise ValueError(f"pool_2d: {what} must be a pair of ints, got {v}")

@@ -1,7 +1,9 @@
-"""``python -m bench [--quick] [--only A,C] [--json results.json] [--md PATH] [--threads N]``.
+"""``python -m bench [--quick] [--only A,C] [--json results.json] [--md PATH] [--threads N|all]``.
 
-Runs the benchmark groups A..J, each in a child process (single thread, pinned to one core),
-prints one table per group, and writes ``bench/RESULTS.md`` after a full run.
+Runs the benchmark groups A..J, each in a child process (single thread, pinned to one core;
+``--threads all``: every peer at its default threading on every allowed CPU), prints one
+table per group, and writes ``bench/RESULTS.md`` after a full run (its one-thread part, or
+with ``--threads all`` its all-cores part, keeping the other).
 """
 # The thread environment must be in place before numpy, BLAS or any peer is imported, here and
 # in every child process (which inherits it): so it is set before the other imports.
@@ -9,17 +11,19 @@ import os
 import sys
 
 
+from bench.runner import ALL, apply_thread_env, parse_threads  # noqa: E402
+
+
 def _threads_from_argv(argv: list) -> int:
     for i, a in enumerate(argv):
         if a == "--threads" and i + 1 < len(argv):
-            return int(argv[i + 1])
+            return parse_threads(argv[i + 1])
         if a.startswith("--threads="):
-            return int(a.split("=", 1)[1])
+            return parse_threads(a.split("=", 1)[1])
     return 1
 
 
 _THREADS = _threads_from_argv(sys.argv[1:])
-from bench.runner import apply_thread_env  # noqa: E402 - imports nothing heavy
 
 apply_thread_env(_THREADS)
 
@@ -47,7 +51,9 @@ def parse_args(argv: list) -> argparse.Namespace:
     p.add_argument("--md", dest="md_path",
                    help="write the markdown report here (default: bench/RESULTS.md after a "
                         "full run of every group; never by default with --quick or --only)")
-    p.add_argument("--threads", type=int, default=1, help="threads per peer (default 1)")
+    p.add_argument("--threads", type=parse_threads, default=1,
+                   help="threads per peer (default 1), or 'all': every peer at its default "
+                        "threading on every CPU this process may use")
     p.add_argument("--row-timeout", type=float, default=None,
                    help="seconds the group's process may go without progress (an impl's "
                         "build and check, one timing sample) before it is killed and the "
@@ -100,8 +106,11 @@ def print_row_progress(r: harness.Row) -> None:
 
 
 def cpu_slots(threads: int, jobs: int) -> list:
-    """``jobs`` disjoint lists of ``threads`` CPUs, taken from the end of the allowed set."""
+    """``jobs`` disjoint lists of ``threads`` CPUs, taken from the end of the allowed set
+    (``ALL``: one list, every allowed CPU)."""
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    if threads == ALL:
+        return [allowed]
     jobs = max(1, min(jobs, len(allowed) // threads))
     return [allowed[len(allowed) - (i + 1) * threads:len(allowed) - i * threads]
             for i in range(jobs)]
@@ -155,10 +164,12 @@ def main(argv: list | None = None) -> int:
     slots = cpu_slots(args.threads, jobs)
     info = harness.machine_info(args.threads, slots[0] if len(slots) == 1 else slots)
     versions = collect_versions()
+    info.update(versions.pop("machine", {}))
     versions["vmc"] = f"{versions.get('vmc', '?')} ({vmc_tree_state()})"
     print(f"vmc benchmarks ({'quick' if args.quick else 'full'}) on {info['cpu']}, "
-          f"{info['cores']} cores, {args.threads} thread(s) per peer, groups pinned to "
-          f"CPUs {slots}; load average {info['load_average_at_start']}")
+          f"{info['cores']} cores, {info['threads_used']} thread(s) per peer, groups pinned "
+          f"to CPUs {slots}; ISA {info.get('isa', '?')}; BLAS {info.get('blas_core_type', '?')} "
+          f"({info.get('openblas_env', '?')}); load average {info['load_average_at_start']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), flush=True)
     timeout = args.row_timeout or (120.0 if args.quick else 900.0)
     results = run_groups(args, timeout, slots)
@@ -177,9 +188,12 @@ def main(argv: list | None = None) -> int:
         md_path = str(HERE / "RESULTS.md")
     if md_path:
         cmd = "python -m bench" + (" --quick" if args.quick else "") + \
+            (" --threads all" if args.threads == ALL else
+             f" --threads {args.threads}" if args.threads != 1 else "") + \
             (f" --only {','.join(args.groups)}" if set(args.groups) != set(GROUPS) else "")
         text = harness.results_markdown(info, versions, sections, wall, cmd)
-        Path(md_path).write_text(text)
+        old = Path(md_path).read_text() if Path(md_path).exists() else ""
+        Path(md_path).write_text(harness.merge_results(old, text, args.threads == ALL))
         print(f"wrote {md_path}")
     return 0
 

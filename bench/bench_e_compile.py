@@ -106,7 +106,8 @@ def first_result(kind: str, program: str, size: int):
     th = theano_lib(kind)
     if program == "chain":
         x = th.T.dvector("x")
-        return np.asarray(th.function([x], models.chain(x, size, th.T.tanh))(_chain_input()))
+        f = th.function([x], models.chain(x, size, th.T.tanh), steady=False)
+        return np.asarray(f(_chain_input()))
     d = _mlp_data(size)
     f, _ = models.theano_mlp(th, d)
     return np.asarray(f(d.X, d.y))

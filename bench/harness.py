@@ -531,7 +531,8 @@ def machine_info(threads: int, pinned: list | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "threads_used": threads,
+        "threads_used": threads if threads else f"all ({len(pinned or [])} CPUs, each peer "
+                                                 f"at its default threading)",
         "pinned_to_cpus": pinned,
         "memory": f"{mem:.1f} GiB" if mem else "?",
         "os": f"{platform.system()} {platform.release()}",
@@ -549,13 +550,26 @@ def load_average() -> str:
         return "?"
 
 
+ALL_CORES_MARK = "<!-- bench: all cores (python -m bench --threads all) -->"
+
+
+def merge_results(old: str, new: str, all_cores: bool) -> str:
+    """RESULTS.md holds two reports: one pinned thread, then, after ALL_CORES_MARK, all
+    cores. ``new`` replaces its own part of ``old`` and keeps the other."""
+    one, _, every = old.partition(ALL_CORES_MARK)
+    if all_cores:
+        return (one.rstrip("\n") + "\n\n" if one.strip() else "") + ALL_CORES_MARK + "\n" + new
+    return new + ("\n" + ALL_CORES_MARK + every if every.strip() else "")
+
+
 def results_markdown(info: dict, versions: dict, sections: list, wall_s: float | None = None,
                      command: str = "python -m bench") -> str:
     """RESULTS.md: a header with machine and versions, then one table per benchmark.
 
     ``sections`` is a list of ``(title, rows, extra_columns, blurb)``.
     """
-    out = ["# vmc benchmark results", "",
+    every = str(info.get("threads_used", "")).startswith("all")
+    out = ["# vmc benchmark results" + (": all cores" if every else ""), "",
            f"Produced by `{command}` on {info.get('date', '?')}"
            + (f" in {wall_s:.0f} s." if wall_s else "."), "",
            "Times are medians of repeats (each repeat an auto-sized inner loop); the repeats "
@@ -567,8 +581,9 @@ def results_markdown(info: dict, versions: dict, sections: list, wall_s: float |
            "checked against numpy before it was timed.", "",
            "## Machine", "",
            "| | |", "|---|---|"]
-    for key in ("cpu", "cores", "threads_used", "pinned_to_cpus", "memory", "os", "python",
-                "numpy_blas", "load_average_at_start", "load_average_at_end"):
+    for key in ("cpu", "isa", "cores", "threads_used", "pinned_to_cpus", "memory", "os",
+                "python", "numpy_blas", "blas_core_type", "openblas_env",
+                "load_average_at_start", "load_average_at_end"):
         out.append(f"| {key} | {info.get(key, '?')} |")
     out += ["", "## Versions", "", "| package | version |", "|---|---|"]
     for name, ver in versions.items():

@@ -65,7 +65,8 @@ def vmc():
 def numexpr():
     def load():
         ne = _import_peer("numexpr", "numexpr")
-        ne.set_num_threads(int(os.environ.get("NUMEXPR_NUM_THREADS", "1")))
+        if os.environ.get("BENCH_THREADS") != "all":      # else numexpr's default
+            ne.set_num_threads(int(os.environ.get("NUMEXPR_NUM_THREADS", "1")))
         return ne
     return _once("numexpr", load)
 
@@ -84,6 +85,8 @@ def jax():
 def torch():
     def load():
         t = _import_peer("torch", "torch==2.13.0")
+        if os.environ.get("BENCH_THREADS") == "all":       # torch's default threading
+            return t
         threads = int(os.environ.get("BENCH_THREADS", "1"))
         t.set_num_threads(threads)
         try:
@@ -116,14 +119,19 @@ class TheanoLike:
     log_softmax: Callable
     mode: Any = None         # what goes to function(mode=...)
 
-    def function(self, inputs, outputs, updates=None, trust_input=False, **kw):
+    def function(self, inputs, outputs, updates=None, trust_input=False, steady=True, **kw):
         """``lib.function``; ``trust_input`` as vmc's keyword (PyTensor has none) and as
-        the ``f.trust_input = True`` attribute that both document."""
+        the ``f.trust_input = True`` attribute that both document. ``steady``: return it
+        running its optimized build (vmc compiles long fused kernels in tiers, the second
+        in the background: ``f.wait_compiled()``); group E, which times the first
+        result, passes False."""
         if trust_input and self.name.startswith("vmc"):
             kw["trust_input"] = True
         f = self.lib.function(inputs, outputs, updates=updates or [], mode=self.mode, **kw)
         if trust_input:
             f.trust_input = True
+        if steady and hasattr(f, "wait_compiled"):
+            f.wait_compiled()
         return f
 
     def shared(self, value, name=None):
@@ -233,5 +241,32 @@ def versions() -> dict:
     return out
 
 
+def cpu_and_blas() -> dict:
+    """The vector ISA vmc compiles its kernels for, and the OpenBLAS kernels every loaded
+    BLAS runs (threadpoolctl's "architecture": ``OPENBLAS_CORETYPE`` pins an older core
+    type than the CPU's on some machines), with the OPENBLAS_* variables that choose them."""
+    out = {}
+    try:
+        vmc()
+        from vmc.thunks.cgen.cache import isa
+        level, flags = isa()
+        out["isa"] = f"{level} ({' '.join(flags) or 'no -m flags'})"
+    except Exception as exc:                              # noqa: BLE001 - cosmetic
+        out["isa"] = f"unknown ({describe_exception(exc, 120)})"
+    try:
+        import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS
+        from threadpoolctl import threadpool_info
+        blas = [f"{os.path.basename(i['filepath']).split('-')[0]}: {i.get('internal_api')} "
+                f"{i.get('version')} {i.get('architecture', '?')}"
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        out["blas_core_type"] = "; ".join(sorted(blas)) or "?"
+    except Exception as exc:                              # noqa: BLE001 - cosmetic
+        out["blas_core_type"] = f"unknown ({describe_exception(exc, 120)})"
+    env = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+           if k in os.environ]
+    out["openblas_env"] = ", ".join(env) or "unset"
+    return out
+
+
 if __name__ == "__main__":
-    json.dump(versions(), sys.stdout)
+    json.dump({**versions(), "machine": cpu_and_blas()}, sys.stdout)

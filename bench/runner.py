@@ -45,8 +45,24 @@ GROUPS = {
 SEP = "\x1f"
 
 
+ALL = 0       # --threads all: every peer at its default threading, on every allowed CPU
+
+
+def parse_threads(text: str) -> int:
+    """``--threads``: a positive number, or "all" (``ALL``)."""
+    if text.strip().lower() == "all":
+        return ALL
+    n = int(text)
+    if n < 1:
+        raise ValueError(f"--threads must be a positive number or 'all', got {text!r}")
+    return n
+
+
 def thread_env(threads: int = 1) -> dict:
-    """Environment that keeps BLAS, OpenMP, numexpr, XLA and torch to ``threads`` threads."""
+    """Environment that keeps BLAS, OpenMP, numexpr, XLA and torch to ``threads`` threads;
+    with ``ALL``, sets none of them (each peer keeps its default)."""
+    if threads == ALL:
+        return {"BENCH_THREADS": "all", "TF_CPP_MIN_LOG_LEVEL": "2"}
     n = str(threads)
     env = {k: n for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                           "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -70,10 +86,11 @@ def apply_thread_env(threads: int = 1) -> None:
 
 
 def pin(threads: int = 1, cpus: list | None = None) -> list | None:
-    """Pin this process to ``cpus`` (default: the last ``threads`` CPUs it may run on)."""
+    """Pin this process to ``cpus`` (default: the last ``threads`` CPUs it may run on; with
+    ``ALL``, all of them)."""
     if not hasattr(os, "sched_setaffinity"):
         return None
-    cpus = cpus or sorted(os.sched_getaffinity(0))[-threads:]
+    cpus = cpus or sorted(os.sched_getaffinity(0))[-threads if threads != ALL else 0:]
     try:
         os.sched_setaffinity(0, set(cpus))
     except OSError:
@@ -96,7 +113,7 @@ def child_main(argv: list | None = None) -> int:
     p.add_argument("--events", required=True)
     p.add_argument("--skip-file")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=parse_threads, default=1)
     p.add_argument("--cpus", default="", help="comma-separated CPUs to pin to")
     a = p.parse_args(argv)
     apply_thread_env(a.threads)
@@ -203,7 +220,8 @@ def run_group(letter: str, quick: bool, threads: int, row_timeout_s: float,
                 json.dump(done, f)
             open(events_path, "w").close()
             cmd = [sys.executable, "-m", "bench._child", "--group", letter, "--events",
-                   events_path, "--skip-file", skip_path, "--threads", str(threads)]
+                   events_path, "--skip-file", skip_path,
+                   "--threads", "all" if threads == ALL else str(threads)]
             cmd += ["--quick"] if quick else []
             cmd += ["--cpus", ",".join(map(str, cpus))] if cpus else []
             with open(log_path, "w") as log:

@@ -306,6 +306,48 @@ def test_results_markdown_header_has_machine_info():
     assert "interleaved round by round" in md
 
 
+def test_results_keep_the_one_thread_and_the_all_cores_reports():
+    rows = _rows()
+    harness.add_ratios(rows)
+    versions = {"numpy": np.__version__}
+    one = harness.results_markdown(harness.machine_info(1, [1]), versions,
+                                   [("A. overhead", rows, (), "one")], 1.0)
+    every = harness.results_markdown(harness.machine_info(runner.ALL, [0, 1]), versions,
+                                     [("A. overhead", rows, (), "every")], 1.0)
+    assert every.startswith("# vmc benchmark results: all cores")
+    assert "| threads_used | all (2 CPUs, each peer at its default threading) |" in every
+    both = harness.merge_results(one, every, all_cores=True)
+    assert both.startswith(one) and both.endswith(every)
+    assert harness.merge_results("", every, all_cores=True).count(harness.ALL_CORES_MARK) == 1
+    one2 = one.replace("one", "one again")
+    again = harness.merge_results(both, one2, all_cores=False)     # a new one-thread run
+    assert again.startswith(one2) and again.endswith(every) and "| one |" not in again
+    assert harness.merge_results(again, every, all_cores=True) == again
+
+
+def test_threads_all_sets_no_thread_limit_and_uses_every_cpu():
+    from bench.__main__ import cpu_slots
+    assert runner.parse_threads("all") == runner.ALL and runner.parse_threads("2") == 2
+    with pytest.raises(ValueError, match="positive number or 'all'"):
+        runner.parse_threads("0")
+    env = runner.thread_env(runner.ALL)
+    assert "OMP_NUM_THREADS" not in env and "OPENBLAS_NUM_THREADS" not in env
+    assert "XLA_FLAGS" not in env and env["BENCH_THREADS"] == "all"
+    assert runner.thread_env(1)["OPENBLAS_NUM_THREADS"] == "1"
+    assert cpu_slots(runner.ALL, 4) == [sorted(os.sched_getaffinity(0))]
+
+
+def test_machine_table_names_the_isa_and_the_blas_core_type():
+    from bench import peers
+    got = peers.cpu_and_blas()
+    from vmc.thunks.cgen.cache import isa
+    assert got["isa"].startswith(isa()[0])
+    assert "openblas" in got["blas_core_type"]
+    set_here = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                if k in os.environ]
+    assert got["openblas_env"] == (", ".join(set_here) or "unset")
+
+
 # ---------------------------------------------------------------------------------------------
 # The child-process runner: a crash costs one row
 

@@ -67,8 +67,11 @@ def test_shared_streams_other_distributions():
     bn = srng.binomial((n,), 5, 0.3)
     ch = srng.choice((n,), 4)
     perm = srng.permutation(n=6)
+    perms = srng.permutation((300, 2), 4)
     mu = srng.multinomial((n,), 3, [0.2, 0.5, 0.3])
-    riv, bnv, chv, pv, muv = theano.function([], [ri, bn, ch, perm, mu])()
+    riv, bnv, chv, pv, muv, psv = theano.function([], [ri, bn, ch, perm, mu, perms])()
+    assert psv.shape == (300, 2, 4) and (np.sort(psv, axis=-1) == np.arange(4)).all()
+    assert abs((psv[..., 0] == 3).mean() - 0.25) < 0.05         # each first value alike
     assert set(np.unique(riv)) == {1, 2, 3}                      # high is included
     assert abs(bnv.mean() - 1.5) < 0.05 and bnv.max() <= 5
     assert set(np.unique(chv)) == {0, 1, 2, 3}

@@ -24,6 +24,7 @@ from .creation import arange
 from .elemwise import cast, eq, ge, lt, minimum
 from .extra_ops import triu
 from .math import dot, sum as vsum
+from .ordering import argsort
 from .random import RandomStream
 from .shape import expand_dims, ones, shape_padright, specify_shape
 
@@ -81,14 +82,15 @@ class RandomStreams:
                                    dtype=dtype)
 
     def permutation(self, size=None, n=1, ndim=None, dtype="int64"):
-        """A permutation of ``range(n)``. Only one (``size`` None or ``()``):
-        Theano's ``size`` asks for a batch of them, which vmc does not draw."""
-        if size not in (None, ()) and not (isinstance(size, (tuple, list)) and not size):
-            raise NotImplementedError(
-                "RandomStreams.permutation: a batch of permutations (size) is not "
-                "supported; call permutation(n=n) once per permutation, or use "
-                "vt.random.RandomStream.permutation")
-        return self._stream.permutation(n, dtype=dtype)
+        """Permutations of ``range(n)``: one (``size`` None or ``()``), or a
+        batch of shape ``size + (n,)``, each the order that sorts independent
+        uniforms (so every permutation is equally likely)."""
+        size = _size(size, ndim)
+        if size is None or (isinstance(size, tuple) and not size):
+            return self._stream.permutation(n, dtype=dtype)
+        batch = tuple(size) if isinstance(size, Variable) else size
+        u = self._stream.uniform(0.0, 1.0, size=batch + (n,), dtype="float64")
+        return cast(argsort(u, axis=-1), dtype)
 
     def multinomial(self, size=None, n=1, pvals=(0.5, 0.5), ndim=None, dtype="int64"):
         """Counts of ``n`` draws among ``len(pvals)`` outcomes; the result has

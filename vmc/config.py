@@ -87,6 +87,8 @@ OPTIONS = {
     "compiledir": Option(os.environ.get("VMC_COMPILEDIR")
                          or os.path.join(os.path.expanduser("~"), ".cache", "vmc"),
                          "where generated C is compiled and cached ($VMC_COMPILEDIR)"),
+    "compiledir_max_mb": Option(1024, "most MB the compile cache keeps in compiledir; the "
+                                "least recently used entries are removed past it", float),
     "block_cache_mb": Option(1024, "most MB of freed large kernel outputs kept for reuse "
                              "(vmc/thunks/cgen/vmc_blocks.h); 0 turns the cache off", float),
     "tiered_compile": Option(True, "long fused kernels run a fast-built form first while "

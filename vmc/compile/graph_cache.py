@@ -41,6 +41,7 @@ from vmc.graph.fgraph import FunctionGraph
 from vmc.graph.traversal import toposort
 from vmc.opt import optimize
 from vmc.thunks.registry import evaluate
+from vmc.thunks.cgen import entries
 from vmc.thunks.cgen.cache import PREFIX, compiledir, write_atomic
 
 MEMORY_BYTES = 64 << 20        # optimized graphs kept in this process, newest last
@@ -255,10 +256,12 @@ def _lookup(key: str):
         if blob is not None:
             _memory.move_to_end(key)
             return blob
+    path = _path(key)
     try:
-        blob = _path(key).read_bytes()
+        blob = path.read_bytes()
     except OSError:
         return None
+    entries.touch(path)
     _remember(key, blob)
     return blob
 
@@ -269,6 +272,7 @@ def _store(key: str, blob: bytes) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, blob)
+        entries.note_write(path.parent, len(blob), entries.entry_of(path.name))
 
 
 def _remember(key: str, blob: bytes) -> None:

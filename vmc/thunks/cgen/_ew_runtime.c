@@ -3,8 +3,9 @@
  * vmc.thunks.cgen._ew_runtime: it is the same for every kernel, so no process
  * compiles it at run time. Generated kernels are plain C libraries (see
  * vmc_elemwise.h): `load` opens one, `thunk` makes the VM thunk of one of its
- * kernels. Libraries are never closed (their descriptors must outlive every
- * thunk), as CPython never unloads an extension module.
+ * kernels. A library is closed when the last object that holds it goes: its
+ * table capsule, held by the Python side while a function uses it and by every
+ * thunk ctx made from it (whose descriptor lives in the library).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,6 +25,11 @@ _Static_assert(sizeof(npy_bool) == 1, "npy_bool is not one byte");
 #endif
 #define TABLE_CAPSULE "vmc_kernel_table"
 
+static void table_destroy(PyObject *cap) {
+    void *h = PyCapsule_GetContext(cap);
+    if (h) dlclose(h);
+}
+
 static PyObject *load(PyObject *self, PyObject *arg) {
     const char *path = PyUnicode_AsUTF8(arg);
     if (!path) return NULL;
@@ -35,13 +41,21 @@ static PyObject *load(PyObject *self, PyObject *arg) {
         dlclose(h);
         return PyErr_Format(PyExc_ImportError, "%s has no vmc_kernels table", path);
     }
-    return PyCapsule_New(table, TABLE_CAPSULE, NULL);
+    PyObject *cap = PyCapsule_New(table, TABLE_CAPSULE, table_destroy);
+    if (!cap || PyCapsule_SetContext(cap, h) < 0) {
+        Py_XDECREF(cap);            /* no context yet: the destructor closes nothing */
+        dlclose(h);
+        return NULL;
+    }
+    return cap;
 }
 
 static void ctx_destroy(PyObject *cap) {
     vmc_ew_ctx *c = (vmc_ew_ctx *)PyCapsule_GetPointer(cap, VMC_CTX_CAPSULE);
     if (!c) return;
     for (int k = 0; k < c->d->nout; k++) Py_CLEAR(c->buf[k]);
+    Py_CLEAR(c->lib);               /* last: c->d points into the library */
+    Py_CLEAR(c->lib_prev);
     PyMem_Free(c);
 }
 
@@ -57,8 +71,10 @@ static PyObject *thunk(PyObject *self, PyObject *args) {
     vmc_ew_ctx *c = PyMem_Calloc(1, sizeof(vmc_ew_ctx) + (size_t)d->nout * sizeof(PyObject *));
     if (!c) return PyErr_NoMemory();
     c->d = d;
+    c->lib = cap;
+    Py_INCREF(cap);
     PyObject *ctx = PyCapsule_New(c, VMC_CTX_CAPSULE, ctx_destroy);
-    if (!ctx) { PyMem_Free(c); return NULL; }
+    if (!ctx) { Py_DECREF(cap); PyMem_Free(c); return NULL; }
     PyObject *fn = PyCapsule_New((void *)vmc_ew_thunk, VMC_THUNK_CAPSULE, NULL);
     if (!fn) { Py_DECREF(ctx); return NULL; }
     return Py_BuildValue("NN", fn, ctx);
@@ -89,6 +105,12 @@ static PyObject *retarget(PyObject *self, PyObject *args) {
         d->reuse_max != o->reuse_max || strcmp(d->label, o->label) != 0)
         return PyErr_Format(PyExc_ValueError, "retarget: kernel %s is not %s", d->label, o->label);
     c->d = d;
+    /* d now lives in cap's library; the old one stays loaded while the ctx does
+     * (a call that released the GIL may still run its code) */
+    Py_XDECREF(c->lib_prev);
+    c->lib_prev = c->lib;
+    Py_INCREF(cap);
+    c->lib = cap;
     Py_RETURN_NONE;
 }
 

@@ -47,17 +47,19 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
 
+from . import entries
+from .entries import PREFIX
 from .headers import HEADER_DIRS, headers_digest
 
 INCLUDE_DIRS = (*HEADER_DIRS, Path(np.get_include()),
                 Path(sysconfig.get_paths()["include"]),
                 Path(sysconfig.get_paths()["platinclude"]))
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-PREFIX = "vmcg_"          # every file this cache writes starts with it
 BUILD_LOG = "build.log"
 
 
@@ -120,7 +122,7 @@ fail:
 }
 """
 
-_memo: dict = {}                 # key -> loaded module (one load per process)
+_memo: dict = {}                 # key -> loaded module, or weak reference to a library
 _thread_lock = threading.RLock()
 _key_locks: dict = {}            # key -> the lock its build holds
 _compiler_state: dict = {}       # memo of compiler(), have_compiler()
@@ -255,22 +257,30 @@ def have_compiler(probe: bool = True) -> bool:
     """
     if "ok" in _compiler_state:
         return _compiler_state["ok"]
-    if not probe:
-        return compiler() is not None
-    ok, why = False, "no C compiler found (set CC)"
     cc = compiler()
-    if cc is not None:
-        try:
-            compile_module("static const vmc_export VMC_EXPORTS[] = {{NULL}};\n"
-                           "static PyMethodDef VMC_METHODS[] = {{NULL}};\n", "probe")
-            ok = True
-        except (CompileError, OSError, ImportError) as e:
-            why = f"{' '.join(cc)} cannot build extension modules: {str(e)[:300]}"
-    if not ok:
-        warnings.warn(f"vmc: {why}; elementwise kernels run as numpy thunks "
-                      "(slower, same results)", RuntimeWarning, stacklevel=2)
-    _compiler_state["ok"] = ok
-    return ok
+    if cc is None:
+        # Said here, not only by the probe: callers ask with probe=False first,
+        # and without a compiler they never came to the probe (no warning at all).
+        return _no_compiler("no C compiler found ($CC, Python's CC, cc and gcc are not on "
+                            "PATH); install one (Debian/Ubuntu: apt-get install gcc "
+                            "python3-dev) or set CC")
+    if not probe:
+        return True
+    try:
+        compile_module("static const vmc_export VMC_EXPORTS[] = {{NULL}};\n"
+                       "static PyMethodDef VMC_METHODS[] = {{NULL}};\n", "probe")
+    except (CompileError, OSError, ImportError) as e:
+        return _no_compiler(f"{' '.join(cc)} cannot build extension modules: {str(e)[:300]}")
+    _compiler_state["ok"] = True
+    return True
+
+
+def _no_compiler(why):
+    """Warn (once per process: the answer is memoized) and answer False."""
+    warnings.warn(f"vmc: {why}; elementwise kernels run as numpy thunks "
+                  "(slower, same results)", RuntimeWarning, stacklevel=3)
+    _compiler_state["ok"] = False
+    return False
 
 
 def compile_module(sources: str, name_hint: str = "mod"):
@@ -339,19 +349,30 @@ def _compiled_by_key(kind, key, name_hint, suffix, load, full_source, cc, flags)
     """The module of cache entry ``key``: memoized, loaded, or built from
     ``full_source(name)``; with ``full_source`` None, None when the entry is
     not there to load."""
-    mod = _memo.get(key)
+    mod = _memoized(key)
     if mod is not None:
         return mod
     with _thread_lock:
         lock = _key_locks.setdefault(key, threading.Lock())
     with lock:          # one build per entry; other entries build meanwhile (tiers.py)
-        mod = _memo.get(key)
+        mod = _memoized(key)
         if mod is None:
             mod = _load_or_build(key, cc, flags, name_hint, suffix, load, full_source)
             if mod is None:
                 return None
-            _memo[key] = mod
+            # A plain library is held weakly, so that it can be closed when no
+            # function uses it (2000 kernels compiled and dropped kept 10,000
+            # mappings); an extension module is never unloaded by CPython.
+            try:
+                _memo[key] = mod if kind == "module" else weakref.ref(mod)
+            except TypeError:           # (an object that takes no weak reference)
+                _memo[key] = mod
     return mod
+
+
+def _memoized(key):
+    mod = _memo.get(key)
+    return mod() if type(mod) is weakref.ref else mod
 
 
 def _load_or_build(key, cc, flags, name_hint, suffix, load, full_source):
@@ -386,11 +407,15 @@ def _try_load(load, name: str, so: Path, raise_errors: bool = False):
     if not so.exists():
         return None
     try:
-        return load(name, so)
+        if not entries.intact(so):      # loading a damaged file can crash the process
+            raise ImportError(f"{so} does not match its seal ({so.name}{entries.SEAL})")
+        mod = load(name, so)
     except (ImportError, OSError):
         if raise_errors:
             raise
         return None                     # corrupt or stale entry: the caller rebuilds it
+    entries.touch(so)
+    return mod
 
 
 def _load_module(name: str, so: Path):
@@ -423,9 +448,13 @@ def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
             raise CompileError(f"C compilation of {name} failed (source kept in {kept}):\n"
                                f"{' '.join(cmd)}\n{proc.stderr[-4000:]}")
         os.replace(src, d / (name + ".c"))      # kept for reading and debugging
+        entries.seal(out, so)
+        nbytes = out.stat().st_size
         os.replace(out, so)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        entries.note_write(d, nbytes + len(source), name)
 
 
 def _log_build(d: Path, name: str, seconds: float, rc: int) -> None:
@@ -445,15 +474,19 @@ def _entries(d: Path):
 
 def cache_info() -> dict:
     """{'dir': path, 'entries': number of compiled modules, 'graphs': number of
-    optimized graphs (``vmc.compile.graph_cache``), 'bytes': total size}."""
+    optimized graphs (``vmc.compile.graph_cache``), 'bytes': total size,
+    'max_mb': the bound (``config.compiledir_max_mb``; least recently used
+    entries go first)}."""
     d = compiledir()
+    bound = entries.limit_bytes() / 2 ** 20
     if not d.is_dir():
-        return {"dir": str(d), "entries": 0, "bytes": 0}
+        return {"dir": str(d), "entries": 0, "graphs": 0, "bytes": 0, "max_mb": bound}
     files = [p for p in _entries(d) if p.is_file()]
     return {"dir": str(d),
             "entries": sum(1 for p in files if p.name.endswith(".so")),
             "graphs": sum(1 for p in files if p.name.startswith(PREFIX + "graph_")),
-            "bytes": sum(p.stat().st_size for p in files)}
+            "bytes": sum(p.stat().st_size for p in files),
+            "max_mb": bound}
 
 
 def cache_clear() -> None:

@@ -478,7 +478,7 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
         return []
     distinct, index = _distinct(specs)
     rt = runtime()
-    where = {}                  # spec -> (its library's table, its index there)
+    where = {}                  # spec -> (its library, its index there)
     if reuse_max_bytes == REUSE_MAX_BYTES:
         stock_table, stock_index = stock.table(rt.load)
         where.update((s, (stock_table, stock_index[s])) for s in distinct if s in stock_index)
@@ -492,7 +492,7 @@ def build_kernels(specs: list, reuse_max_bytes: int = REUSE_MAX_BYTES,
     by_index = list(distinct)
     for i in index:
         table, j = where[by_index[i]]
-        fn, ctx = rt.thunk(table, j)
+        fn, ctx = rt.thunk(getattr(table, "table", table), j)
         thunks.append(CThunk(fn=fn, ctx=ctx, keepalive=(table, rt, tier2)))
         if tier2 is not None and by_index[i] in long:
             tier2.targets.append((ctx, long.index(by_index[i])))
@@ -507,8 +507,19 @@ def _library(group, reuse_max_bytes, name_hint, rt, tier, only_cached=False):
     was built before."""
     return cached_library(source_alias(group, reuse_max_bytes, tier),
                           lambda: module_source(group, reuse_max_bytes, tier or 2)[0],
-                          re.sub(r"\W", "_", name_hint), rt.load,
+                          re.sub(r"\W", "_", name_hint),
+                          lambda path: KernelLibrary(rt.load(path)),
                           BLOCK_FLAGS if tier else (), only_cached=only_cached)
+
+
+class KernelLibrary:
+    """A loaded kernel library (its table capsule). The compile cache keeps
+    it by weak reference: the library is closed once no function's thunks
+    hold it (each thunk's ctx holds the capsule too, in C)."""
+    __slots__ = ("table", "__weakref__")
+
+    def __init__(self, table):
+        self.table = table
 
 
 def _long_kernels(long, reuse_max_bytes, name_hint, rt, where, tier):
@@ -530,9 +541,9 @@ def _long_kernels(long, reuse_max_bytes, name_hint, rt, where, tier):
         table = _library(long, reuse_max_bytes, name_hint, rt, 1)
         here = compiledir()
 
-        def build():
+        def build():        # the table's capsule: the contexts retargeted to it hold it
             with cache_directory(here):
-                return _library(long, reuse_max_bytes, name_hint, rt, 2)
+                return _library(long, reuse_max_bytes, name_hint, rt, 2).table
         job = tiers.Tier2(build, rt)
     where.update((s, (table, i)) for i, s in enumerate(long))
     return job

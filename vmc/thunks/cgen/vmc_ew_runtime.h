@@ -443,6 +443,8 @@ done:
 typedef struct {
     const vmc_ew_desc *d;
     unsigned long long calls[2];
+    PyObject *lib;              /* the library d lives in: closed after the last ctx */
+    PyObject *lib_prev;         /* the one before a retarget (a call may still run it) */
     PyObject *buf[];
 } vmc_ew_ctx;
 

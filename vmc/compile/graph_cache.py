@@ -272,7 +272,7 @@ def _store(key: str, blob: bytes) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, blob)
-        entries.note_write(path.parent, len(blob), entries.entry_of(path.name))
+        entries.note_write(path.parent, [path], entries.entry_of(path.name))
 
 
 def _remember(key: str, blob: bytes) -> None:

@@ -325,6 +325,7 @@ def cached_library(alias: str, make_source, name_hint: str, load, extra_flags=()
                            lambda name: sources, cc, flags)
     with contextlib.suppress(OSError):
         write_atomic(record, key.encode())
+        entries.note_write(record.parent, [record], record.name)
     return mod
 
 
@@ -449,12 +450,12 @@ def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
                                f"{' '.join(cmd)}\n{proc.stderr[-4000:]}")
         os.replace(src, d / (name + ".c"))      # kept for reading and debugging
         entries.seal(out, so)
-        nbytes = out.stat().st_size
         os.replace(out, so)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     with contextlib.suppress(OSError):
-        entries.note_write(d, nbytes + len(source), name)
+        entries.note_write(d, [so, d / (name + ".c"), so.with_name(so.name + entries.SEAL)],
+                           name)
 
 
 def _log_build(d: Path, name: str, seconds: float, rc: int) -> None:
@@ -474,7 +475,7 @@ def _entries(d: Path):
 
 def cache_info() -> dict:
     """{'dir': path, 'entries': number of compiled modules, 'graphs': number of
-    optimized graphs (``vmc.compile.graph_cache``), 'bytes': total size,
+    optimized graphs (``vmc.compile.graph_cache``), 'bytes': disk space taken,
     'max_mb': the bound (``config.compiledir_max_mb``; least recently used
     entries go first)}."""
     d = compiledir()
@@ -485,7 +486,7 @@ def cache_info() -> dict:
     return {"dir": str(d),
             "entries": sum(1 for p in files if p.name.endswith(".so")),
             "graphs": sum(1 for p in files if p.name.startswith(PREFIX + "graph_")),
-            "bytes": sum(p.stat().st_size for p in files),
+            "bytes": sum(entries.disk_bytes(p.stat()) for p in files),   # as bounded
             "max_mb": bound}
 
 

@@ -376,3 +376,19 @@ def test_pool_2d_with_symbolic_sizes_raises_value_error():
         pool_2d(T.tensor4(), ws=T.ivector(), stride=T.ivector(), ignore_border=True, pad=None)
     with pytest.raises(ValueError, match="known when the graph is built"):
         pool_2d(T.tensor4(), ws=(T.iscalar(), 2), ignore_border=True)
+
+
+def test_old_conv_module_takes_image_shape_first():
+    from vmc.tensor.nnet import conv
+    x, w = T.tensor4(), T.tensor4()
+    old = conv.conv2d(x, w, (2, 1, 6, 6), (3, 1, 3, 3), border_mode="full", unroll_batch=2)
+    new = T.nnet.conv2d(x, w, (2, 1, 6, 6), (3, 1, 3, 3), border_mode="full")
+    gen = np.random.default_rng(4)
+    xv, wv = gen.normal(size=(2, 1, 6, 6)), gen.normal(size=(3, 1, 3, 3))
+    a, b = theano.function([x, w], [old, new])(xv, wv)
+    assert a.shape == (2, 3, 8, 8)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="filter_shape"):          # the hints are checked
+        conv.conv2d(x, T.tensor4(shape=(3, 1, 3, 3)), (2, 1, 6, 6), (3, 2, 3, 3))
+    with pytest.raises(TypeError, match="unexpected"):
+        conv.conv2d(x, w, colour="red")

@@ -238,5 +238,5 @@ def crossentropy_softmax_1hot(x, y_idx):
 
 # Theano's names: vt.nnet.conv2d, vt.nnet.abstract_conv, vt.nnet.bn.
 from ..special import log_softmax  # noqa: E402,F401  (vmc's, any rank; Theano's: logsoftmax)
-from . import abstract_conv, bn  # noqa: E402
+from . import abstract_conv, bn, conv  # noqa: E402
 from .abstract_conv import conv2d, conv2d_grad_wrt_inputs, conv2d_grad_wrt_weights  # noqa: E402,F401

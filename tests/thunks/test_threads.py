@@ -15,10 +15,12 @@ from vmc.thunks.cgen.elemwise import runtime
 
 
 def _by_threads(fn, counts=(1, 2, 3, 5)):
-    """fn() under each thread count; the results."""
+    """fn() under each thread count, the pool taking every call it may (its round trip
+    set to 1 ns: any call a thunk has timed is worth splitting); the results."""
     out = []
     for n in counts:
         with config.change(threads=n):
+            runtime().set_round_trip(1)
             out.append(fn())
     return out
 
@@ -43,7 +45,12 @@ def test_kernels_and_reductions_give_the_same_bits_for_any_thread_count(dtype):
     a = rng.standard_normal(300_001).astype(dtype)
     b = rng.standard_normal(300_001).astype(dtype)
     M = rng.standard_normal((700, 513)).astype(dtype)
-    results = _by_threads(lambda: [np.array(v, copy=True) for v in f(a, b, M)])
+    jobs = runtime().pool_info()["jobs"]
+    # each count: three calls timed alone, then one split
+    calls = _by_threads(lambda: [[np.array(v, copy=True) for v in f(a, b, M)]
+                                 for _ in range(4)])
+    assert runtime().pool_info()["jobs"] > jobs
+    results = [out for per_count in calls for out in per_count]
     _same_bits(results)
     want = [np.exp(-a * a) * b + np.tanh(b) * 0.5, np.exp(a.astype(np.float64)).sum(), a.max(),
             M.sum(axis=0), M.max(axis=1), M.sum()]
@@ -52,13 +59,46 @@ def test_kernels_and_reductions_give_the_same_bits_for_any_thread_count(dtype):
         np.testing.assert_allclose(got, w, rtol=rtol, atol=rtol)
 
 
-def test_the_pool_starts_workers_for_a_large_kernel():
+def _thunk_cost(f):
+    rt = runtime()
+    costs = [rt.thunk_cost(t.fn, t.ctx) for t in f.program.thunks if hasattr(t, "ctx")]
+    costs = [c for c in costs if c is not None]
+    assert len(costs) == 1
+    return costs[0]
+
+
+def test_a_kernel_learns_its_cost_then_splits_work_worth_the_round_trip():
     x = vt.dvector("x")
     f = vmc.function([x], vt.tanh(x) * 2.0)
+    rt = runtime()
+    a = np.ones(200_000)
     with config.change(threads=3):
-        f(np.ones(1_000_000))
-        info = runtime().pool_info()
-    assert info["threads"] == 3 and info["workers_started"] >= 2
+        rt.set_round_trip(1)                  # every call worth it, once the cost is known
+        jobs = rt.pool_info()["jobs"]
+        for k in range(3):                    # timed alone: never split
+            f(a)
+            assert rt.pool_info()["jobs"] == jobs and _thunk_cost(f)[1] == k + 1
+        assert _thunk_cost(f)[0] > 0          # picoseconds per element
+        f(a)
+        info = rt.pool_info()
+        assert info["jobs"] == jobs + 1 and info["workers_started"] >= 2
+        f(np.ones(info["floor"] - 1))         # below the floor: alone, not timed
+        assert rt.pool_info()["jobs"] == jobs + 1 and _thunk_cost(f)[1] == 3
+        rt.set_round_trip(10 ** 15)           # a round trip longer than any call: alone
+        f(a)
+        assert rt.pool_info()["jobs"] == jobs + 1
+    assert rt.pool_info()["round_trip_ns"] == 0   # a new thread count: measured again
+
+
+def test_the_round_trip_is_measured_on_first_use():
+    x = vt.dvector("x")
+    f = vmc.function([x], vt.exp(x) * 0.5)
+    rt = runtime()
+    with config.change(threads=2):
+        assert rt.pool_info()["round_trip_ns"] == 0
+        for _ in range(4):                    # three timed calls, then the decision
+            f(np.ones(100_000))
+        assert rt.pool_info()["round_trip_ns"] > 0
 
 
 def test_kernels_of_concurrent_calls_share_the_pool():
@@ -66,6 +106,7 @@ def test_kernels_of_concurrent_calls_share_the_pool():
     f = vmc.function([x], vt.sum(vt.exp(x) * 0.5))
     a = np.linspace(-1, 1, 1_000_000)
     with config.change(threads=2):
+        runtime().set_round_trip(1)
         want = f(a)
         errors = []
 

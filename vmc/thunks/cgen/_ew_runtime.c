@@ -111,6 +111,8 @@ static PyObject *retarget(PyObject *self, PyObject *args) {
     c->lib_prev = c->lib;
     Py_INCREF(cap);
     c->lib = cap;
+    __atomic_store_n(&c->cost.samples, 0, __ATOMIC_RELAXED);   /* learn the new form's cost */
+    __atomic_store_n(&c->cost.ps, 0ull, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
 }
 
@@ -120,6 +122,15 @@ static PyObject *tier_calls(PyObject *self, PyObject *args) {
     vmc_ew_ctx *c = ew_ctx(fn, ctx);
     if (!c || !c->d->tier) Py_RETURN_NONE;
     return Py_BuildValue("KK", c->calls[0], c->calls[1]);
+}
+
+static PyObject *thunk_cost(PyObject *self, PyObject *args) {
+    PyObject *fn, *ctx;
+    if (!PyArg_ParseTuple(args, "OO", &fn, &ctx)) return NULL;
+    vmc_ew_ctx *c = ew_ctx(fn, ctx);
+    if (!c) Py_RETURN_NONE;
+    return Py_BuildValue("(Ki)", __atomic_load_n(&c->cost.ps, __ATOMIC_RELAXED),
+                         __atomic_load_n(&c->cost.samples, __ATOMIC_RELAXED));
 }
 
 static PyObject *empty(PyObject *self, PyObject *args) {
@@ -158,22 +169,26 @@ static PyObject *set_threads(PyObject *self, PyObject *arg) {
         PyErr_Format(PyExc_ValueError, "threads must be in [1, %d], got %ld", VMC_POOL_MAX, n);
         return NULL;
     }
-    vmc_pool_threads = (int)n;
+    vmc_pool_set_threads((int)n);
     Py_RETURN_NONE;
 }
 
-static PyObject *set_parallel_min(PyObject *self, PyObject *arg) {
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n < 1) { PyErr_SetString(PyExc_ValueError, "parallel_min must be >= 1"); return NULL; }
-    vmc_par_min = n;
+/* For tests and tuning: the pool's round trip in ns, kept until the thread count
+ * changes (0: measure it on next use). */
+static PyObject *set_round_trip(PyObject *self, PyObject *arg) {
+    unsigned long long ns = PyLong_AsUnsignedLongLong(arg);
+    if (ns == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    __atomic_store_n(&vmc__pool_rt_at, 0ull, __ATOMIC_RELEASE);
+    __atomic_store_n(&vmc__pool_rt_ns, ns, __ATOMIC_RELEASE);
     Py_RETURN_NONE;
 }
 
 static PyObject *pool_info(PyObject *self, PyObject *unused) {
-    return Py_BuildValue("{s:i,s:i,s:n,s:n}", "threads", vmc_pool_threads, "workers_started",
-                         vmc__pool.started, "parallel_min", (Py_ssize_t)vmc_par_min,
-                         "chunk", (Py_ssize_t)VMC_CHUNK);
+    return Py_BuildValue("{s:i,s:i,s:k,s:K,s:n,s:n,s:i,s:n}", "threads", vmc_pool_threads,
+                         "workers_started", vmc__pool.started, "jobs", vmc_pool_jobs,
+                         "round_trip_ns", __atomic_load_n(&vmc__pool_rt_ns, __ATOMIC_ACQUIRE),
+                         "floor", (Py_ssize_t)VMC_PAR_FLOOR, "chunk", (Py_ssize_t)VMC_CHUNK,
+                         "gain", VMC_PAR_GAIN, "max_tasks", (Py_ssize_t)VMC_MAX_TASKS);
 }
 
 /* A forked child has none of the parent's workers, and a worker may have held
@@ -184,18 +199,25 @@ static void pool_after_fork(void) {
     pthread_cond_init(&vmc__pool.done, NULL);
     vmc__pool.started = vmc__pool.busy = vmc__pool.active = vmc__pool.joined = 0;
     vmc__pool.want = 0;
+    vmc__pool_rt_ns = 0;
+    vmc__pool_measuring = 0;
 }
 
 static PyMethodDef methods[] = {
     {"set_threads", set_threads, METH_O,
      "set_threads(n): threads that split large kernels and full reductions (config.threads)"},
-    {"set_parallel_min", set_parallel_min, METH_O,
-     "set_parallel_min(n): the fewest elements of a kernel call worth splitting"},
+    {"set_round_trip", set_round_trip, METH_O,
+     "set_round_trip(ns): the pool's round trip as if measured (0: measure it on next use)"},
     {"pool_info", pool_info, METH_NOARGS,
-     "pool_info(): threads, workers started, parallel_min, partial-reduction chunk"},
+     "pool_info(): threads, workers started, jobs run on the pool, its measured round trip "
+     "(0: not yet), the floor below which calls are never split, the partial-reduction "
+     "chunk, the gain (a call is split when it takes at least gain round trips alone)"},
     {"load", load, METH_O, "load(path): open a kernel library; its table, in a capsule"},
     {"retarget", retarget, METH_VARARGS,
      "retarget(ctx, table, i): a thunk runs kernel i of table from now on (the same kernel)"},
+    {"thunk_cost", thunk_cost, METH_VARARGS,
+     "thunk_cost(fn, ctx): (picoseconds per element, timed calls) an elementwise thunk "
+     "learned, else None"},
     {"tier_calls", tier_calls, METH_VARARGS,
      "tier_calls(fn, ctx): (calls on tier 1, on tier 2) of a long kernel's thunk, else None"},
     {"thunk", thunk, METH_VARARGS, "thunk(table, i): (fn, ctx) capsules of kernel i's thunk"},

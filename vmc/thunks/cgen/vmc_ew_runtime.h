@@ -297,15 +297,53 @@ static void vmc__stream_row(const vmc_ew_desc *d, npy_intp n, npy_intp (*str)[VM
  * - "box" tasks own disjoint outputs (an elementwise kernel, or a reduction
  *   cut along an axis it does not reduce): each output element is computed
  *   exactly as one thread would, so any thread count gives the same bits;
- *   used when threads > 1 and the call has at least vmc_par_min elements.
+ *   used when the call's work is worth it (vmc__parallel).
  * - "partial" tasks reduce fixed chunks of a full reduction (one output
  *   element) into partial results, folded in task order with the kernel's own
  *   accumulate (rcombine). The chunks depend on the shape only, never on the
- *   thread count, and are used with one thread too. */
+ *   thread count, and are used with one thread too (on the pool when the
+ *   work is worth it, else one after the other).
+ *
+ * When to split is measured, not guessed: a thunk times its first calls that
+ * the pool could split, run alone, and keeps the least time per element
+ * (vmc_cost); the pool measures its round trip (vmc_pool.h). A call goes to
+ * the pool when its predicted time alone is at least VMC_PAR_GAIN round
+ * trips: with two threads it then takes at most (1/2 + 1/GAIN) of it. So a
+ * cheap kernel stays on the calling thread longer than a costly one, and a
+ * machine whose cores are busy (a long round trip) splits less. */
 #define VMC_CHUNK ((npy_intp)1 << 16)     /* elements of one partial-reduction chunk */
 #define VMC_MAX_TASKS 256
 #define VMC_PART_MAXOUT 4
-static npy_intp vmc_par_min = (npy_intp)1 << 15;   /* measured: see runtime's docstring */
+#define VMC_PAR_FLOOR ((npy_intp)1 << 12) /* smaller calls are never split, nor timed */
+#define VMC_PAR_GAIN 4
+#define VMC_COST_SAMPLES 3
+
+/* A thunk's learned cost: picoseconds per element, the least of its timed calls. */
+typedef struct {
+    unsigned long long ps;
+    int samples;
+} vmc_cost;
+
+/* Whether a call of n elements runs on the pool; *timed: run it alone, timed. */
+static int vmc__parallel(vmc_cost *c, npy_intp n, int *timed) {
+    *timed = 0;
+    if (!c || vmc_pool_threads <= 1 || n < VMC_PAR_FLOOR) return 0;
+    if (__atomic_load_n(&c->samples, __ATOMIC_RELAXED) < VMC_COST_SAMPLES) {
+        *timed = 1;
+        return 0;
+    }
+    unsigned long long rt = vmc_pool_round_trip_ns();
+    double alone_ns = (double)n * (double)__atomic_load_n(&c->ps, __ATOMIC_RELAXED) / 1000.0;
+    return rt && alone_ns >= (double)VMC_PAR_GAIN * (double)rt;
+}
+
+static void vmc__learn(vmc_cost *c, npy_intp n, unsigned long long ns) {
+    unsigned long long ps = ns * 1000ull / (unsigned long long)n, old;
+    if (!ps) ps = 1;
+    old = __atomic_load_n(&c->ps, __ATOMIC_RELAXED);
+    if (!old || ps < old) __atomic_store_n(&c->ps, ps, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->samples, 1, __ATOMIC_RELAXED);
+}
 
 typedef struct {
     const vmc_ew_desc *d;
@@ -334,8 +372,9 @@ static void vmc__task(void *arg, long t) {
     else vmc__walk(d, j->cnd, j->nops, shape, j->str, base, j->use_row, j->reduced_inner);
 }
 
-/* Set up j's axis and span; the number of tasks (1: run as one piece). */
-static long vmc__plan(vmc__job *j, npy_intp n, npy_intp nout_elems) {
+/* Set up j's axis and span; the number of tasks (1: run as one piece). A full
+ * reduction is cut the same way whether or not it goes to the pool (par). */
+static long vmc__plan(vmc__job *j, npy_intp n, npy_intp nout_elems, int par) {
     const vmc_ew_desc *d = j->d;
     int last = j->cnd - 1, threads = vmc_pool_threads;
     npy_intp inner = 1;
@@ -348,7 +387,7 @@ static long vmc__plan(vmc__job *j, npy_intp n, npy_intp nout_elems) {
             j->span = (j->shape[0] + VMC_MAX_TASKS - 1) / VMC_MAX_TASKS;
         return (long)((j->shape[0] + j->span - 1) / j->span);
     }
-    if (threads <= 1 || n < vmc_par_min) return 1;
+    if (!par) return 1;
     npy_intp want = (npy_intp)threads * 4;    /* a few tasks a thread: a late thread catches up */
     int ax = -1;
     for (int a = 0; a <= last && ax < 0; a += last > 0 ? last : 1) {
@@ -364,7 +403,7 @@ static long vmc__plan(vmc__job *j, npy_intp n, npy_intp nout_elems) {
 }
 
 static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **out,
-                     npy_intp *shape, npy_intp (*str)[VMC_MAXDIM], npy_intp n) {
+                     npy_intp *shape, npy_intp (*str)[VMC_MAXDIM], npy_intp n, vmc_cost *cost) {
     int nops = d->nin + d->nout, nd = d->nd;
     char *base[VMC_MAXOPS];
     for (int j = 0; j < d->nin; j++) base[j] = PyArray_BYTES(in[j]);
@@ -386,15 +425,20 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
     double part[VMC_MAX_TASKS][VMC_PART_MAXOUT][2];
     vmc__job j = {d, cnd, nops, use_row, reduced_inner, vmc__streams(d, cnd, use_row, n, out),
                   0, shape, 0, str, base, out, NULL};
-    long ntasks = vmc__plan(&j, n, d->reduce ? PyArray_SIZE(out[0]) : n);
+    npy_intp nout_elems = d->reduce ? PyArray_SIZE(out[0]) : n;
     NPY_BEGIN_THREADS_DEF;
-    if (n >= VMC_GIL_MIN) NPY_BEGIN_THREADS;
+    /* without the GIL also where the pool may be asked: it may measure its round trip */
+    if (n >= VMC_GIL_MIN || (vmc_pool_threads > 1 && n >= VMC_PAR_FLOOR)) NPY_BEGIN_THREADS;
+    int timed, par = vmc__parallel(cost, n, &timed);
+    long ntasks = vmc__plan(&j, n, nout_elems, par);
+    unsigned long long t0 = timed ? vmc_now_ns() : 0;
     if (ntasks <= 1) {
         if (j.streams) vmc__stream_row(d, shape[0], str, base, out);
         else vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
     } else {
-        if (d->reduce && PyArray_SIZE(out[0]) == 1) j.part = part;
-        vmc_pool_run(vmc__task, &j, ntasks);
+        if (d->reduce && nout_elems == 1) j.part = part;
+        if (par) vmc_pool_run(vmc__task, &j, ntasks);
+        else for (long t = 0; t < ntasks; t++) vmc__task(&j, t);
         if (j.part)
             for (long t = 0; t < ntasks; t++) {
                 char *p[VMC_PART_MAXOUT];
@@ -402,11 +446,12 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
                 d->rcombine(base + d->nin, p);
             }
     }
+    if (timed) vmc__learn(cost, n, vmc_now_ns() - t0);
     NPY_END_THREADS;
 }
 
 /* The thunk body: see vmc_thunk.h for the calling convention. */
-static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, PyObject **regs,
+static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, vmc_cost *cost, PyObject **regs,
                        const int *ins, const int *outs) {
     PyArrayObject *in[VMC_MAXOPS], *out[VMC_MAXOPS];
     PyObject *owned[VMC_MAXOPS];
@@ -428,7 +473,7 @@ static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, PyObject **regs,
     }
     for (k = 0; k < nout; k++)
         if (!(out[k] = vmc__output(d, ctxbuf, k, in, taken, ond, oshape))) goto done;
-    vmc__run(d, in, out, shape, str, n);
+    vmc__run(d, in, out, shape, str, n, cost);
     for (k = 0; k < nout; k++) Py_XSETREF(regs[outs[k]], (PyObject *)out[k]);
     rc = 0;
 done:
@@ -438,13 +483,15 @@ done:
 }
 
 /* A thunk's private data: its kernel, the calls run on each tier of a long
- * kernel, and the output buffers kept for reuse. d changes once, from tier 1 to
- * tier 2 (_ew_runtime.retarget, with the GIL held, as every call reads it). */
+ * kernel, its learned cost, and the output buffers kept for reuse. d changes
+ * once, from tier 1 to tier 2 (_ew_runtime.retarget, with the GIL held, as every
+ * call reads it; the cost is learned again). */
 typedef struct {
     const vmc_ew_desc *d;
     unsigned long long calls[2];
     PyObject *lib;              /* the library d lives in: closed after the last ctx */
     PyObject *lib_prev;         /* the one before a retarget (a call may still run it) */
+    vmc_cost cost;
     PyObject *buf[];
 } vmc_ew_ctx;
 
@@ -452,7 +499,7 @@ static int vmc_ew_thunk(void *ctx, PyObject **regs, const int *ins, const int *o
     vmc_ew_ctx *c = (vmc_ew_ctx *)ctx;
     const vmc_ew_desc *d = c->d;
     if (d->tier) c->calls[d->tier - 1]++;
-    return vmc_ew_call(d, c->buf, regs, ins, outs);
+    return vmc_ew_call(d, c->buf, &c->cost, regs, ins, outs);
 }
 
 #endif /* VMC_EW_RUNTIME_H */

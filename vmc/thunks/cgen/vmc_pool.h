@@ -11,17 +11,29 @@
  * kernel, its GIL released) runs its tasks alone, so kernels of concurrent
  * calls never start more threads than the setting.
  *
+ * vmc_pool_round_trip_ns() is what handing a job to the pool costs: the time
+ * until every thread has started on it, and back (measured on first use and
+ * again every VMC_ROUND_TRIP_AGE ns, with the workers asleep as between kernel
+ * calls: about 20 us on an idle core, milliseconds when the other cores are
+ * busy with other processes). The driver splits only work worth several round
+ * trips (vmc_ew_runtime.h).
+ *
  * Called without the GIL; touches no Python object.
  */
 #ifndef VMC_POOL_H
 #define VMC_POOL_H
 #include <pthread.h>
+#include <time.h>
 
 #define VMC_POOL_MAX 256
 
 typedef void (*vmc_task_fn)(void *arg, long task);
 
 static int vmc_pool_threads = 1;          /* config.threads; set with the GIL held */
+static unsigned long vmc_pool_jobs;       /* jobs workers helped with (pool_info) */
+static unsigned long long vmc__pool_rt_ns; /* round trip; 0: not measured (vmc_pool_set_threads) */
+static unsigned long long vmc__pool_rt_at; /* when it was measured; 0: set by hand, kept */
+static int vmc__pool_measuring;
 
 static struct {
     pthread_mutex_t mu;
@@ -84,20 +96,24 @@ static int vmc__pool_start(int n) {
     return vmc__pool.started;
 }
 
-static void vmc_pool_run(vmc_task_fn fn, void *arg, long ntasks) {
+/* Run fn(arg, t) for t in [0, ntasks), with up to ntasks - 1 workers; the number
+ * of workers that could help. With alone_ok 0, runs nothing (and returns 0)
+ * unless ntasks - 1 workers can help. */
+static int vmc__pool_run(vmc_task_fn fn, void *arg, long ntasks, int alone_ok) {
     int helpers = vmc_pool_threads - 1;
     if (helpers > ntasks - 1) helpers = (int)(ntasks - 1);
-    if (helpers <= 0 || pthread_mutex_trylock(&vmc__pool.mu) != 0) {
-        for (long t = 0; t < ntasks; t++) fn(arg, t);
-        return;
-    }
+    if (helpers <= 0 || pthread_mutex_trylock(&vmc__pool.mu) != 0) goto alone;
     if (vmc__pool.busy) {
         pthread_mutex_unlock(&vmc__pool.mu);
-        for (long t = 0; t < ntasks; t++) fn(arg, t);
-        return;
+        goto alone;
     }
     helpers = helpers < vmc__pool_start(helpers) ? helpers : vmc__pool.started;
+    if (helpers <= 0 || (!alone_ok && helpers < ntasks - 1)) {
+        pthread_mutex_unlock(&vmc__pool.mu);
+        goto alone;
+    }
     vmc__pool.busy = 1;
+    vmc_pool_jobs += alone_ok;            /* kernels' jobs, not the round trip's */
     vmc__pool.fn = fn;
     vmc__pool.arg = arg;
     vmc__pool.ntasks = ntasks;
@@ -114,6 +130,72 @@ static void vmc_pool_run(vmc_task_fn fn, void *arg, long ntasks) {
     while (vmc__pool.active > 0) pthread_cond_wait(&vmc__pool.done, &vmc__pool.mu);
     vmc__pool.busy = 0;
     pthread_mutex_unlock(&vmc__pool.mu);
+    return helpers;
+alone:
+    if (alone_ok)
+        for (long t = 0; t < ntasks; t++) fn(arg, t);
+    return 0;
+}
+
+static void vmc_pool_run(vmc_task_fn fn, void *arg, long ntasks) {
+    vmc__pool_run(fn, arg, ntasks, 1);
+}
+
+static unsigned long long vmc_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+/* The round trip's task: every thread takes one and waits until all have
+ * (bounded: a thread the system never schedules must not hang the caller). */
+typedef struct { long n, arrived; unsigned long long deadline; } vmc__rendezvous;
+
+static void vmc__rendezvous_task(void *arg, long t) {
+    vmc__rendezvous *r = (vmc__rendezvous *)arg;
+    (void)t;
+    __atomic_add_fetch(&r->arrived, 1, __ATOMIC_ACQ_REL);
+    while (__atomic_load_n(&r->arrived, __ATOMIC_ACQUIRE) < r->n && vmc_now_ns() < r->deadline) {
+    }
+}
+
+#define VMC_ROUND_TRIPS 9
+#define VMC_ROUND_TRIP_AGE 10000000000ull   /* 10 s: the machine's load changes */
+
+/* The median of VMC_ROUND_TRIPS jobs that every thread joins; the last value
+ * (0 at first) while another thread measures it or the pool cannot get its
+ * workers now. */
+static unsigned long long vmc_pool_round_trip_ns(void) {
+    unsigned long long v = __atomic_load_n(&vmc__pool_rt_ns, __ATOMIC_ACQUIRE);
+    unsigned long long at = __atomic_load_n(&vmc__pool_rt_at, __ATOMIC_ACQUIRE);
+    if (vmc_pool_threads <= 1 || (v && (!at || vmc_now_ns() - at < VMC_ROUND_TRIP_AGE)))
+        return v;
+    if (__atomic_exchange_n(&vmc__pool_measuring, 1, __ATOMIC_ACQ_REL)) return v;
+    unsigned long long t[VMC_ROUND_TRIPS];
+    int got = 0;
+    for (int k = 0; k < VMC_ROUND_TRIPS; k++) {
+        vmc__rendezvous r = {vmc_pool_threads, 0, vmc_now_ns() + 20000000ull};
+        unsigned long long t0 = vmc_now_ns();
+        if (vmc__pool_run(vmc__rendezvous_task, &r, r.n, 0) == 0) break;
+        t[got++] = vmc_now_ns() - t0;
+    }
+    if (got == VMC_ROUND_TRIPS) {
+        for (int a = 1; a < got; a++)            /* insertion sort: nine values */
+            for (int b = a; b > 0 && t[b - 1] > t[b]; b--) {
+                unsigned long long x = t[b]; t[b] = t[b - 1]; t[b - 1] = x;
+            }
+        v = t[got / 2] ? t[got / 2] : 1;
+        __atomic_store_n(&vmc__pool_rt_at, vmc_now_ns(), __ATOMIC_RELEASE);
+        __atomic_store_n(&vmc__pool_rt_ns, v, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&vmc__pool_measuring, 0, __ATOMIC_RELEASE);
+    return v;
+}
+
+/* config.threads; the round trip is measured again for the new count. */
+static void vmc_pool_set_threads(int n) {
+    vmc_pool_threads = n;
+    __atomic_store_n(&vmc__pool_rt_ns, 0, __ATOMIC_RELEASE);
 }
 
 #endif /* VMC_POOL_H */

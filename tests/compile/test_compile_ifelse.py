@@ -234,3 +234,21 @@ def test_infer_shape_is_the_chosen_branch_shape():
     assert [int(v) for v in f(0, xv, yv)] == [4, 3, 2]
     same = node.op.infer_shape(node, [(), (7,), (7,), (7,), (7,)])
     assert same == [(7,), (7,)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_update_that_is_an_ifelse_of_the_shared_value(mode):
+    # z <- ifelse(k > 0, z, tanh(z) * 3): the ifelse stays lazy (jumps and moves);
+    # chosen as an in-place update it ran as a thunk whose else value was never
+    # computed, and z became None (found by bench.fuzz)
+    k = vt.lscalar("k")
+    z = vmc.shared(np.ones((3, 4)), name="z")
+    f = vmc.function([k], z[:, ::-1] * 1, updates=[(z, ifelse(vt.gt(k, 0), z, vt.tanh(z) * 3))],
+                     mode=mode)
+    assert all(kind != THUNK or "IfElse" not in label
+               for kind, label in zip(f.program.kind, f.program.labels))
+    np.testing.assert_allclose(f(1), np.ones((3, 4)))
+    np.testing.assert_allclose(z.get_value(), np.ones((3, 4)))
+    f(-1)
+    np.testing.assert_allclose(z.get_value(), np.tanh(1.0) * 3 * np.ones((3, 4)))
+    np.testing.assert_allclose(f(0), np.tanh(1.0) * 3 * np.ones((3, 4)))

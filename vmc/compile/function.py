@@ -450,6 +450,8 @@ def _inplace_update_nodes(fgraph, update_pairs, user_outs):
             continue    # its other outputs are read by earlier nodes: it cannot go last
         if getattr(new.type, "dtype", None) is None or new.type.dtype != s.type.dtype:
             continue    # only tensors are written into the old value's buffer
+        if node.op.branches(node) is not None:
+            continue    # a lazy op (ifelse) runs as jumps and moves, never as a thunk
         late[node] = s
     return late
 

@@ -257,6 +257,17 @@ def test_nanguard_flags_inf_and_big():
     assert np.isnan(f(np.array([-1.0]))[0])
 
 
+def test_nanguard_without_its_c_module_checks_c_thunks_too(monkeypatch):
+    # _guard not built (or an older build): C thunks are guarded in Python
+    import vmc.compile.nanguardmode as ngm
+    monkeypatch.setattr(ngm, "guard_cthunk", None)
+    x = vt.dvector("x")
+    f = vmc.function([x], vt.log(x) * 2, mode=NanGuardMode())
+    np.testing.assert_allclose(f(np.array([1.0, np.e])), [0.0, 2.0])
+    with pytest.raises(AssertionError, match=r"NaN in output 0 at index \(1,\)"):
+        f(np.array([1.0, -1.0]))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
 def test_first_bad_agrees_with_numpy_in_every_layout(dtype):
     from vmc.compile.nanguardmode import BIG, INF, NAN, first_bad

@@ -19,7 +19,8 @@ import numpy as np
 from vmc.opt.pipeline import register_mode
 from vmc.program import CThunk
 
-from .instrument import InstrumentedMode, as_result, check_options, keep_thunk_attributes
+from .instrument import (InstrumentedMode, as_result, check_options, keep_thunk_attributes,
+                         run_thunk)
 
 try:
     from vmc.thunks._guard import BIG, INF, NAN, NanGuardError, first_bad, guard_cthunk
@@ -83,20 +84,19 @@ class NanGuardMode(InstrumentedMode):
 
 
 class _GuardedThunk:
-    """A Python thunk followed by the check of its outputs."""
+    """A thunk followed by the check of its outputs, in Python."""
 
     def __init__(self, thunk, n_out, flags):
         self.thunk, self.n_out, self.flags = thunk, n_out, flags
 
     def __call__(self, *args):
-        result = self.thunk(*args)
-        outs = (result,) if self.n_out == 1 else tuple(result)
+        outs = run_thunk(self.thunk, args, self.n_out)     # a C thunk when _guard is not built
         for k, v in enumerate(outs):
             bad = first_bad(v, self.flags)
             if bad is not None:
                 raise NanGuardError(f"NanGuardMode: {bad[0]} in output {k} at index "
                                     f"{bad[1]} (shape {v.shape}, {v.dtype})")
-        return as_result(outs) if self.n_out != 1 else result
+        return as_result(outs)
 
 
 register_mode("NanGuardMode", NanGuardMode)

@@ -107,18 +107,8 @@ def cublas_handle(size_t lib, size_t stream, GpuArray workspace):
     return <size_t>h
 
 
-ctypedef struct Operand:    # a logical r x c matrix of elements at handle + off + i*s0 + j*s1
-    PyObject *arr           # the GpuArray it reads (borrowed)
-    uint64_t handle
-    cnp.npy_intp off, r, c, s0, s1
-
-
 cdef class MatmulThunk(GThunk):
-    """One of Gemm, Gemv, Ger, Dot on the device, for one dtype."""
-    cdef Device dev
-    cdef int mode, typenum, itemsize, inplace, tf32, nd0, nd1
-    cdef Kernel kernel              # OpenCL: the tiled GEMM for this dtype
-    cdef size_t blas                # CUDA: the cuBLAS handle
+    """One of Gemm, Gemv, Ger, Dot on the device, for one dtype (fields: _gblas.pxd)."""
 
     def __init__(self, Device dev, int mode, dtype, bint inplace, Kernel kernel, size_t blas,
                  bint tf32, str label, int nd0=2, int nd1=2):
@@ -161,11 +151,11 @@ cdef class MatmulThunk(GThunk):
         cdef GpuArray b = self._arg(regs, ins[3], 1 if vec else 2, "the second factor")
         cdef Operand A, B
         cdef cnp.npy_intp n = 1 if vec else b.dims[1]
-        _operand(&A, a, a.dims[0], a.dims[1], a.strd[0], a.strd[1])
+        set_operand(&A, a, a.dims[0], a.dims[1], a.strd[0], a.strd[1])
         if vec:
-            _operand(&B, b, b.dims[0], 1, b.strd[0], 0)
+            set_operand(&B, b, b.dims[0], 1, b.strd[0], 0)
         else:
-            _operand(&B, b, b.dims[0], b.dims[1], b.strd[0], b.strd[1])
+            set_operand(&B, b, b.dims[0], b.dims[1], b.strd[0], b.strd[1])
         if A.c != B.r or z.dims[0] != A.r or (not vec and z.dims[1] != n):
             raise ValueError(f"{self.label}: shapes {z.shape} (z), {a.shape}, {b.shape} do "
                              f"not match")
@@ -183,8 +173,8 @@ cdef class MatmulThunk(GThunk):
         if z.dims[0] != x.dims[0] or z.dims[1] != y.dims[0]:
             raise ValueError(f"{self.label}: shapes {z.shape}, {x.shape}, {y.shape} do not "
                              f"match")
-        _operand(&A, x, x.dims[0], 1, x.strd[0], 0)
-        _operand(&B, y, 1, y.dims[0], 0, y.strd[0])
+        set_operand(&A, x, x.dims[0], 1, x.strd[0], 0)
+        set_operand(&B, y, 1, y.dims[0], 0, y.strd[0])
         c = self._target(z, 1.0)
         self.product(&A, &B, alpha, 1.0, <GpuArray>c, A.r, B.c)
         store(regs, outs[0], c)
@@ -197,17 +187,17 @@ cdef class MatmulThunk(GThunk):
         cdef cnp.npy_intp dims[2]
         cdef int nd = 0
         if self.nd0 == 2:
-            _operand(&A, x, x.dims[0], x.dims[1], x.strd[0], x.strd[1])
+            set_operand(&A, x, x.dims[0], x.dims[1], x.strd[0], x.strd[1])
             dims[nd] = x.dims[0]
             nd += 1
         else:
-            _operand(&A, x, 1, x.dims[0], 0, x.strd[0])
+            set_operand(&A, x, 1, x.dims[0], 0, x.strd[0])
         if self.nd1 == 2:
-            _operand(&B, y, y.dims[0], y.dims[1], y.strd[0], y.strd[1])
+            set_operand(&B, y, y.dims[0], y.dims[1], y.strd[0], y.strd[1])
             dims[nd] = y.dims[1]
             nd += 1
         else:
-            _operand(&B, y, y.dims[0], 1, y.strd[0], 0)
+            set_operand(&B, y, y.dims[0], 1, y.strd[0], 0)
         if A.c != B.r:
             raise ValueError(f"{self.label}: shapes {x.shape} and {y.shape} are not aligned")
         c = empty(self.dev, nd, dims, self.typenum)
@@ -269,8 +259,8 @@ cdef class MatmulThunk(GThunk):
         return 0
 
 
-cdef void _operand(Operand *o, GpuArray x, cnp.npy_intp r, cnp.npy_intp c, cnp.npy_intp s0,
-                   cnp.npy_intp s1) noexcept:
+cdef void set_operand(Operand *o, GpuArray x, cnp.npy_intp r, cnp.npy_intp c,
+                      cnp.npy_intp s0, cnp.npy_intp s1) noexcept:
     """A logical r x c view of x; byte strides given, element strides kept."""
     o.arr = <PyObject *>x
     o.handle = x.mem.handle

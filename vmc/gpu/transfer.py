@@ -15,6 +15,11 @@ only where a consumer needs them on the other side, once each:
   output): ``HostFromGpu``; ``Out(y, borrow=True)`` keeps a device value on
   the device (``AsDriverArray``);
 - a device shared variable's update stays on the device.
+
+Integer results read only on the host (shape arithmetic, such as the spatial
+shape a conv gradient reads there) are computed on the host when their inputs
+are there: on the device they would cost a transfer there and a read back,
+which waits for all the device work queued before it.
 """
 from __future__ import annotations
 
@@ -86,8 +91,11 @@ def to_device(fgraph, device, borrowed=frozenset(), outputs_on_device=False,
     for k in inputs_on_device:
         vals.made_on_device.add(fgraph.inputs[k])
         del vals.host[fgraph.inputs[k]]
+    host_bound = _host_bound(fgraph, outputs_on_device) if device is not None else ()
     for node in fgraph.toposort():
         place = placement(node, vals.is_on_host) if device is not None else None
+        if node in host_bound and all(vals.is_on_host(v) for v in node.inputs):
+            place = None
         if place is None:
             ins = [vals.on_host(v) for v in node.inputs]
             if all(a is b for a, b in zip(ins, node.inputs)):
@@ -114,6 +122,26 @@ def to_device(fgraph, device, borrowed=frozenset(), outputs_on_device=False,
     new_fg.update_shared = list(getattr(fgraph, "update_shared", []))
     twins = {v: g for v, g in vals.gpu.items() if isinstance(v, GpuSharedVariable)}
     return new_fg, twins
+
+
+def _host_bound(fgraph, outputs_on_device):
+    """The nodes with integer results that are read only on the host, by
+    nodes that read them there or are such nodes themselves."""
+    bound = set()
+
+    def on_host(client, i):
+        if client == "output":
+            return not outputs_on_device
+        if client in bound:
+            return True
+        place = placement(client, lambda v: True)
+        return place is None or i in place[0] or i in place[2]
+
+    for node in reversed(fgraph.toposort()):
+        if all(getattr(o.type, "dtype", "float64").startswith(("int", "uint", "bool"))
+               and all(on_host(c, i) for c, i in fgraph.clients[o]) for o in node.outputs):
+            bound.add(node)
+    return bound
 
 
 def _outputs(fgraph, vals, borrowed, on_device=False):

@@ -1,9 +1,11 @@
-"""A fresh compile cache for a test, and how many builds it logged."""
+"""A fresh compile cache for a test, how many builds it logged, and the vector
+widths this CPU can be tested at."""
 import contextlib
 import os
 from pathlib import Path
 
 from vmc.thunks.cgen import cache
+from vmc.thunks.cgen.cache import isa
 
 
 @contextlib.contextmanager
@@ -31,3 +33,15 @@ def compiledir_at(path: Path):
 def builds(d: Path, hint: str = "") -> int:
     log = d / cache.BUILD_LOG
     return sum(hint in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def vector_widths():
+    """(level, VMC_CFLAGS) for this CPU's widest vector ISA (``isa()``), then each
+    narrower x86 level pinned through VMC_CFLAGS (AVX2+FMA, then SSE)."""
+    level = isa()[0]
+    out = [(level, "")]
+    if level == "avx512":
+        out.append(("avx2", "-mno-avx512f"))
+    if level in ("avx512", "avx2", "avx"):
+        out.append(("sse", "-mno-avx"))
+    return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vmc.thunks.cgen import KernelSpec, build_kernels
-from vmc.thunks.cgen.cache import isa
+from cache_helpers import vector_widths
 from vmc.thunks.cgen.caller import call
 
 SIZES = [1, 7, 8, 9, 15, 16, 17, 31, 100, 2047, 2049, 5003]
@@ -18,16 +18,6 @@ PAIRS = [("int64", "int32"), ("int32", "int32"), ("int64", "int64"), ("int8", "i
          ("uint8", "int32"), ("float64", "float32"), ("float32", "int32")]
 OPS = {"add": np.sum, "maximum": np.max, "minimum": np.min}
 
-
-def _widths():
-    """This CPU's widest vector ISA, and each narrower x86 level pinned by VMC_CFLAGS."""
-    level = isa()[0]
-    out = [(level, "")]
-    if level == "avx512":
-        out.append(("avx2", "-mno-avx512f"))
-    if level in ("avx512", "avx2", "avx"):
-        out.append(("sse", "-mno-avx"))
-    return out
 
 
 def _result_dtype(a, b):
@@ -61,7 +51,7 @@ def _draw(dtype, n, rng):
     return rng.integers(0, 3, n).astype(dtype)      # small values: eq is often true
 
 
-@pytest.fixture(scope="module", params=_widths(), ids=lambda w: w[0])
+@pytest.fixture(scope="module", params=vector_widths(), ids=lambda w: w[0])
 def kernels(request):
     mp = pytest.MonkeyPatch()
     mp.setenv("VMC_CFLAGS", request.param[1])

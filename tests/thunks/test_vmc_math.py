@@ -20,7 +20,8 @@ import zlib
 import numpy as np
 import pytest
 
-from vmc.thunks.cgen.cache import compile_module, isa
+from cache_helpers import vector_widths
+from vmc.thunks.cgen.cache import compile_module
 
 MAX_ULP = 4
 FUNCS = ["exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus",
@@ -66,19 +67,8 @@ static PyMethodDef VMC_METHODS[] = {{"apply", apply, METH_VARARGS, NULL}, {NULL}
 """
 
 
-def _widths():
-    """The vector widths to check on this CPU: its own (``isa()``), and each narrower
-    x86 level pinned through VMC_CFLAGS (AVX2+FMA, then SSE)."""
-    level = isa()[0]
-    out = [(level, "")]
-    if level == "avx512":
-        out.append(("avx2", "-mno-avx512f"))
-    if level in ("avx512", "avx2", "avx"):
-        out.append(("sse", "-mno-avx"))
-    return out
 
-
-@pytest.fixture(scope="module", params=_widths(), ids=lambda w: w[0])
+@pytest.fixture(scope="module", params=vector_widths(), ids=lambda w: w[0])
 def cmath(request):
     old = os.environ.get("VMC_CFLAGS")
     os.environ["VMC_CFLAGS"] = request.param[1]

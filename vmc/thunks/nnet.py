@@ -24,12 +24,7 @@ def _check_targets(op, y, k, x_shape):
 @register(CrossentropySoftmaxArgmax)
 def crossentropy_softmax_thunk(node, destroyable):
     def thunk(x, y):
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"crossentropy_softmax: {x.shape[0]} rows of logits but "
-                             f"{y.shape[0]} targets (shapes {x.shape} and {y.shape})")
-        if x.shape[1] == 0:
-            raise ValueError(f"crossentropy_softmax: logits of shape {x.shape} have no "
-                             f"classes")
+        CrossentropySoftmaxArgmax.check_shapes(x.shape, y.shape)
         _check_targets("crossentropy_softmax", y, x.shape[1], x.shape)
         am = np.argmax(x, axis=1)
         m = x[np.arange(x.shape[0]), am][:, None]

@@ -100,12 +100,7 @@ def crossentropy_softmax_thunk(node, destroyable):
                                    "(row {value} counting from 1)"))
 
     def thunk(x, y):
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"crossentropy_softmax: {x.shape[0]} rows of logits but "
-                             f"{y.shape[0]} targets (shapes {x.shape} and {y.shape})")
-        if x.shape[1] == 0:
-            raise ValueError(f"crossentropy_softmax: logits of shape {x.shape} have no "
-                             f"classes")
+        CrossentropySoftmaxArgmax.check_shapes(x.shape, y.shape)
         R, K = x.shape
         item = x.dtype.itemsize
         nll, sm = gpu_empty(dev, (R,), dtype), gpu_empty(dev, (R, K), dtype)

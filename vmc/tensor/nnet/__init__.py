@@ -154,6 +154,17 @@ class CrossentropySoftmaxArgmax(Op):
         (n, k), _ = shapes
         return [(n,), (n, k), (n,)]
 
+    @staticmethod
+    def check_shapes(x_shape, y_shape):
+        """The run-time check of every device's thunk: a target per row, and at
+        least one class."""
+        if x_shape[0] != y_shape[0]:
+            raise ValueError(f"crossentropy_softmax: {x_shape[0]} rows of logits but "
+                             f"{y_shape[0]} targets (shapes {x_shape} and {y_shape})")
+        if x_shape[1] == 0:
+            raise ValueError(f"crossentropy_softmax: logits of shape {x_shape} have no "
+                             f"classes")
+
     def pullback(self, inputs, outputs, grads):
         x, y = inputs
         nll, sm, _ = outputs

@@ -1,5 +1,8 @@
 """Shared pieces of the compile tests."""
 import contextlib
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -25,3 +28,13 @@ def no_rewrites():
 
 # Rewrites on (the default pipeline) and off: behaviour must not depend on them.
 MODES = ["fast_run", "None"]
+
+
+def run_python(code, vmc_flags):
+    """Run ``code`` in a fresh interpreter with ``VMC_FLAGS=vmc_flags`` and this
+    checkout's vmc first on the path; returns the CompletedProcess (text)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, VMC_FLAGS=vmc_flags,
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)

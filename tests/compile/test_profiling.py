@@ -1,8 +1,5 @@
 """Profiles: the numbers add up, the tables print (the timeline: test_timeline.py)."""
 import io
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +10,7 @@ from vmc.compile.profiling import ProfileStats, peak_memory
 from vmc.program import JUMP_IF_FALSE, MOVE, THUNK, Program, int_array
 from vmc.ifelse import ifelse
 
-from compile_helpers import MODES, linker  # noqa: F401  (fixture)
+from compile_helpers import MODES, linker, run_python  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("linker")
 
@@ -157,23 +154,15 @@ def test_memory_figures_of_a_real_function():
     assert without <= 8000 * 6 + 64
 
 
-def test_profile_at_exit_prints_every_profiled_function(linker):
-    if linker != "py":
-        pytest.skip("runs in a subprocess with the default linker: once is enough")
+def test_profile_at_exit_prints_every_profiled_function():
     code = ("import numpy as np, vmc, vmc.tensor as vt\n"
             "x = vt.dvector('x')\n"
             "f = vmc.function([x], vt.exp(x), profile=True, name='at_exit_one')\n"
             "g = vmc.function([x], x * 2, profile=True, name='at_exit_two')\n"
             "f(np.ones(2)); g(np.ones(2))\n")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, VMC_FLAGS="profile_at_exit=True",
-               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=120)
+    run = run_python(code, "profile_at_exit=True")
     assert run.returncode == 0, run.stderr
     assert "Function profile: at_exit_one" in run.stderr
     assert "Function profile: at_exit_two" in run.stderr
-    env["VMC_FLAGS"] = ""
-    quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                           text=True, timeout=120)
+    quiet = run_python(code, "")
     assert "Function profile" not in quiet.stderr

@@ -3,9 +3,6 @@ real timestamps, one track per thread, branches and scan steps nested, live byte
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -17,7 +14,7 @@ from vmc.compile.pyvm import TRACE_EVENT, ProfilingPyVM
 from vmc.ifelse import ifelse
 from vmc.program import THUNK, Program, int_array
 
-from compile_helpers import linker  # noqa: F401  (fixture)
+from compile_helpers import linker, run_python  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("linker")
 
@@ -175,20 +172,14 @@ def test_live_bytes_follow_allocations_and_frees(linker):  # noqa: F811
     assert run["t_begin"] <= evs["t0"][0] and evs["t1"][-1] <= run["t_end"]
 
 
-def test_profile_true_prints_every_profile_at_exit(linker):  # noqa: F811
-    if linker != "py":
-        pytest.skip("runs in a subprocess with the default linker: once is enough")
+def test_profile_true_prints_every_profile_at_exit():
     code = ("import numpy as np, vmc, vmc.tensor as vt\n"
             "x = vt.dvector('x')\n"
             "f = vmc.function([x], vt.exp(x), name='exit_one')\n"
             "g = vmc.function([x], x * 2, name='exit_two')\n"
             "vmc.function([x], x * 3, name='never_called')\n"
             "f(np.ones(2)); g(np.ones(2))\n")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, VMC_FLAGS="profile=True",
-               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=120)
+    run = run_python(code, "profile=True")
     assert run.returncode == 0, run.stderr
     assert "Function profile: exit_one" in run.stderr
     assert "Function profile: exit_two" in run.stderr

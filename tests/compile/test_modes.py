@@ -149,6 +149,36 @@ def test_isfinite_check_and_its_switch():
     assert np.isnan(f(np.array([1.0, -1.0]))[1])
 
 
+def test_reductions_in_another_order_are_not_a_bad_output():
+    # Found by bench.fuzz (seed 20261202, graphs 310 and 801): a float32 sum of
+    # 78,000 terms read in another layout moved by 1.1e-5 relative (the tolerance
+    # now grows with sqrt(terms)), and a float64 product returned as a numpy
+    # scalar was compared bit for bit.
+    rng = np.random.default_rng(2)
+    a = vt.fmatrix("a")
+    f = vmc.function([a], a.sum(), mode="DebugMode")
+    for _ in range(4):
+        x = rng.uniform(-2, 2, (300, 260)).astype(np.float32)
+        np.testing.assert_allclose(f(x), x.astype(np.float64).sum(), atol=1e-2)
+    d = vt.dmatrix("d")
+    y = rng.uniform(0.5, 1.5, (3, 4))
+    cost = vt.prod(d)
+    f = vmc.function([d], [cost, vmc.grad(cost, d)], mode="DebugMode")
+    p, g = f(y)
+    np.testing.assert_allclose(p, np.prod(y), rtol=1e-12)
+    np.testing.assert_allclose(g, np.prod(y) / y, rtol=1e-12)
+
+
+def test_a_small_difference_in_one_element_is_still_caught():
+    # the widened tolerance is per accumulated term: an elementwise op has one
+    a = vt.dvector("a")
+    f = vmc.function([a], vt.exp(a), mode="DebugMode")
+    from vmc.compile.debugmode import _difference
+    assert _difference(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-4]), "float64") is not None
+    assert _difference(np.float64(2.0), np.float64(2.0 + 1e-14), "float64") is None
+    np.testing.assert_allclose(f(np.array([0.0, 1.0])), np.exp([0.0, 1.0]))
+
+
 @pytest.mark.parametrize("optimizer", ["fast_run", "fast_compile", None])
 def test_debugmode_agrees_with_fast_run_on_a_training_step(linker, optimizer):  # noqa: F811
     rng = np.random.default_rng(0)

@@ -140,7 +140,7 @@ class CheckedThunk:
         self._check_kept(args, before, self.destroyable, f"the {self.kind}")
         self._check_views(outs, args, ref_views)
         if ref_outs is not None:
-            self._compare(outs, ref_outs, "its reference (the Python thunk)")
+            self._compare(outs, ref_outs, "its reference (the Python thunk)", args=args)
         if self.mode.check_strides and self.rerun:
             self._check_strides(outs, before)
         return as_result(outs)
@@ -191,9 +191,10 @@ class CheckedThunk:
                                f"and the reference returns a view, but the {self.kind} "
                                f"returned a copy")
 
-    def _compare(self, outs, expected, what, layout=None):
+    def _compare(self, outs, expected, what, layout=None, args=()):
+        terms = _terms(args, outs)
         for k, (got, want, var) in enumerate(zip(outs, expected, self.node.outputs)):
-            diff = _difference(got, want, getattr(var.type, "dtype", None))
+            diff = _difference(got, want, getattr(var.type, "dtype", None), terms)
             if diff:
                 check = (f"the strides check ({layout} inputs)" if layout
                          else "the comparison with the reference")
@@ -207,7 +208,7 @@ class CheckedThunk:
                 continue        # no input can take this layout
             got = run_thunk(self.thunk, args, self.n_out)
             self._compare(got, outs, f"its outputs on the same inputs laid out "
-                                     f"contiguously", layout)
+                                     f"contiguously", layout, args)
 
 
 # -- values ------------------------------------------------------------------------
@@ -267,17 +268,31 @@ def _type_problem(v, t):
     return None
 
 
-def _difference(got, want, dtype):
-    """A description of how ``got`` differs from ``want``, or None."""
+def _terms(args, outs):
+    """About how many terms each output element may have accumulated: the largest
+    input over the largest output (1 for elementwise ops; a reduction's length;
+    a dot's inner size where the output is not larger than its inputs). Another
+    summation order (another layout, another implementation) moves a sum of m
+    terms by about sqrt(m) roundings, so the tolerance grows with it."""
+    size = lambda vs: max((v.size for v in vs if isinstance(v, (np.ndarray, np.generic))),
+                          default=1)
+    return max(1, size(args) // max(1, size(outs)))
+
+
+def _difference(got, want, dtype, terms=1):
+    """A description of how ``got`` differs from ``want``, or None. Floats agree
+    to the dtype's tolerance, widened by sqrt(``terms``) (see ``_terms``)."""
     if isinstance(want, np.random.Generator) or isinstance(got, np.random.Generator):
         return None if _same(got, want) else "the generators' states differ"
-    if not isinstance(got, np.ndarray) and not isinstance(want, np.ndarray):
+    arrays = (np.ndarray, np.generic)       # numpy scalars compare as 0-d arrays
+    if not isinstance(got, arrays) and not isinstance(want, arrays):
         return None if _same(got, want) else f"{got!r} vs {want!r}"
     g, w = np.asarray(got), np.asarray(want)
     if g.shape != w.shape:
         return f"shape {g.shape} vs {w.shape}:\n  got:      {_show(g)}\n  expected: {_show(w)}"
     if g.dtype.kind in "fc" or w.dtype.kind in "fc":
-        atol, rtol = TOLERANCES.get(dtype or str(g.dtype), (1e-8, 1e-5))
+        atol, rtol = (t * np.sqrt(terms) for t in
+                      TOLERANCES.get(dtype or str(g.dtype), (1e-8, 1e-5)))
         with np.errstate(invalid="ignore", over="ignore"):
             ok = np.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
         if ok.all():

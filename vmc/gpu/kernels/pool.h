@@ -21,6 +21,14 @@
     const vmc_long ow, const vmc_long wh, const vmc_long ww, const vmc_long sy,          \
     const vmc_long sx, const vmc_long ph, const vmc_long pw, const vmc_long mode
 
+/* The gradients' operands: the input X, the pooled output O and the output
+ * gradient G, each an offset and (B, H, W)-strides. */
+#define VMC_POOL_XOG(T)                                                                 \
+    GLOBAL_MEM const T *X, const vmc_long ox, const vmc_long xb, const vmc_long xh,      \
+    const vmc_long xw, GLOBAL_MEM const T *O, const vmc_long oo, const vmc_long pb,      \
+    const vmc_long ph_, const vmc_long pw_, GLOBAL_MEM const T *G, const vmc_long og,    \
+    const vmc_long gb, const vmc_long gh, const vmc_long gw
+
 /* Elements window (r, c) averages over (see vmc/thunks/pool.py's _counts). */
 VMC_DEVFN vmc_long vmc_pool_count(const vmc_long r, const vmc_long c, VMC_POOL_GEO) {
     vmc_long y0 = r * sy, y1 = y0 + wh, x0 = c * sx, x1 = x0 + ww;
@@ -57,11 +65,8 @@ KERNEL void vmc_pool_##S(GLOBAL_MEM const T *X, const vmc_long ox, const vmc_lon
         Y[oy + e] = acc;                                                                \
     }                                                                                   \
 }                                                                                       \
-KERNEL void vmc_pool_grad_##S(GLOBAL_MEM const T *X, const vmc_long ox,                  \
-        const vmc_long xb, const vmc_long xh, const vmc_long xw,                        \
-        GLOBAL_MEM const T *O, const vmc_long oo, const vmc_long pb, const vmc_long ph_,  \
-        const vmc_long pw_, GLOBAL_MEM const T *G, const vmc_long og, const vmc_long gb,  \
-        const vmc_long gh, const vmc_long gw, GLOBAL_MEM T *GI, const vmc_long ogi,       \
+KERNEL void vmc_pool_grad_##S(VMC_POOL_XOG(T),                                \
+        GLOBAL_MEM T *GI, const vmc_long ogi,                                           \
         VMC_POOL_GEO) {                                                                 \
     const vmc_long total = B * H * W;                                                   \
     for (vmc_long e = GID_0 * LDIM_0 + LID_0; e < total; e += GDIM_0 * LDIM_0) {        \
@@ -89,11 +94,8 @@ KERNEL void vmc_pool_grad_##S(GLOBAL_MEM const T *X, const vmc_long ox,         
         GI[ogi + e] = acc;                                                              \
     }                                                                                   \
 }                                                                                       \
-KERNEL void vmc_pool_gradgrad_##S(GLOBAL_MEM const T *X, const vmc_long ox,              \
-        const vmc_long xb, const vmc_long xh, const vmc_long xw,                        \
-        GLOBAL_MEM const T *O, const vmc_long oo, const vmc_long pb, const vmc_long ph_,  \
-        const vmc_long pw_, GLOBAL_MEM const T *G, const vmc_long og, const vmc_long gb,  \
-        const vmc_long gh, const vmc_long gw, GLOBAL_MEM T *R, const vmc_long orr,        \
+KERNEL void vmc_pool_gradgrad_##S(VMC_POOL_XOG(T),                                      \
+        GLOBAL_MEM T *R, const vmc_long orr,                                            \
         VMC_POOL_GEO) {                                                                 \
     const vmc_long total = B * oh * ow;                                                 \
     for (vmc_long e = GID_0 * LDIM_0 + LID_0; e < total; e += GDIM_0 * LDIM_0) {        \

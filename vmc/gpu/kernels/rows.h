@@ -11,6 +11,34 @@
 #define VMC_BEATS(v, i, w, j, GT) \
     ((v) != (v) ? ((w) == (w) || (i) < (j)) : ((w) == (w) && ((v) GT (w) || ((v) == (w) && (i) < (j)))))
 
+/* Within one row's work-group: the best (value, index) of the lanes' (m, mi),
+ * left in shv[0], shi[0] (mi == K: the lane saw no column). */
+#define VMC_ROW_ARGBEST(T, shv, shi, m, mi)                                             \
+    shv[LID_0] = m; shi[LID_0] = mi;                                                    \
+    local_barrier();                                                                    \
+    for (vmc_long s = LDIM_0 / 2; s > 0; s >>= 1) {                                     \
+        if (LID_0 < s) {                                                                \
+            const T v_ = shv[LID_0 + s]; const vmc_long i_ = shi[LID_0 + s];            \
+            if (i_ < K && (shi[LID_0] == K || VMC_BEATS(v_, i_, shv[LID_0], shi[LID_0], >))) \
+                { shv[LID_0] = v_; shi[LID_0] = i_; }                                   \
+        }                                                                               \
+        local_barrier();                                                                \
+    }
+
+/* t = the sum over row r of X of EXP(x - m), every lane holding it at the end. */
+#define VMC_ROW_EXPSUM(ACC, EXP, t, m, sh)                                              \
+    ACC t = 0;                                                                          \
+    for (vmc_long c = LID_0; c < K; c += LDIM_0)                                        \
+        t += EXP((ACC)X[ox + r * sr + c * sc] - (m));                                   \
+    sh[LID_0] = t;                                                                      \
+    local_barrier();                                                                    \
+    for (vmc_long s = LDIM_0 / 2; s > 0; s >>= 1) {                                     \
+        if (LID_0 < s) sh[LID_0] += sh[LID_0 + s];                                      \
+        local_barrier();                                                                \
+    }                                                                                   \
+    t = sh[0];                                                                          \
+    local_barrier();
+
 #define VMC_ROW_KERNELS(S, T, ACC, EXP, LOG)                                           \
 KERNEL void vmc_softmax_##S(const vmc_long R, const vmc_long K, GLOBAL_MEM const T *X,   \
         const vmc_long ox, const vmc_long sr, const vmc_long sc, GLOBAL_MEM T *Y,         \
@@ -31,17 +59,7 @@ KERNEL void vmc_softmax_##S(const vmc_long R, const vmc_long K, GLOBAL_MEM const
         }                                                                               \
         m = sh[0];                                                                      \
         local_barrier();                                                                \
-        ACC t = 0;                                                                      \
-        for (vmc_long c = LID_0; c < K; c += LDIM_0)                                    \
-            t += EXP((ACC)X[ox + r * sr + c * sc] - m);                                 \
-        sh[LID_0] = t;                                                                  \
-        local_barrier();                                                                \
-        for (vmc_long s = LDIM_0 / 2; s > 0; s >>= 1) {                                 \
-            if (LID_0 < s) sh[LID_0] += sh[LID_0 + s];                                  \
-            local_barrier();                                                            \
-        }                                                                               \
-        t = sh[0];                                                                      \
-        local_barrier();                                                                \
+        VMC_ROW_EXPSUM(ACC, EXP, t, m, sh);                                             \
         const ACC lt = LOG(t);                                                          \
         for (vmc_long c = LID_0; c < K; c += LDIM_0) {                                  \
             const ACC v = (ACC)X[ox + r * sr + c * sc] - m;                             \
@@ -60,16 +78,7 @@ KERNEL void vmc_argmax_##S(const vmc_long R, const vmc_long K, GLOBAL_MEM const 
             const T v = want_min ? -X[ox + r * sr + c * sc] : X[ox + r * sr + c * sc];  \
             if (mi == K || VMC_BEATS(v, c, m, mi, >)) { m = v; mi = c; }                \
         }                                                                               \
-        shv[LID_0] = m; shi[LID_0] = mi;                                                \
-        local_barrier();                                                                \
-        for (vmc_long s = LDIM_0 / 2; s > 0; s >>= 1) {                                 \
-            if (LID_0 < s) {                                                            \
-                const T v = shv[LID_0 + s]; const vmc_long i = shi[LID_0 + s];          \
-                if (i < K && (shi[LID_0] == K || VMC_BEATS(v, i, shv[LID_0], shi[LID_0], >))) { \
-                    shv[LID_0] = v; shi[LID_0] = i; }                                   \
-            }                                                                           \
-            local_barrier();                                                            \
-        }                                                                               \
+        VMC_ROW_ARGBEST(T, shv, shi, m, mi);                                            \
         if (LID_0 == 0) A[oa + r] = shi[0] == K ? 0 : shi[0];                           \
         local_barrier();                                                                \
     }                                                                                   \
@@ -89,30 +98,11 @@ KERNEL void vmc_xent_##S(const vmc_long R, const vmc_long K, GLOBAL_MEM const T 
             const T v = X[ox + r * sr + c * sc];                                        \
             if (mi == K || VMC_BEATS(v, c, m, mi, >)) { m = v; mi = c; }                \
         }                                                                               \
-        shv[LID_0] = m; shi[LID_0] = mi;                                                \
-        local_barrier();                                                                \
-        for (vmc_long s = LDIM_0 / 2; s > 0; s >>= 1) {                                 \
-            if (LID_0 < s) {                                                            \
-                const T v = shv[LID_0 + s]; const vmc_long i = shi[LID_0 + s];          \
-                if (i < K && (shi[LID_0] == K || VMC_BEATS(v, i, shv[LID_0], shi[LID_0], >))) { \
-                    shv[LID_0] = v; shi[LID_0] = i; }                                   \
-            }                                                                           \
-            local_barrier();                                                            \
-        }                                                                               \
+        VMC_ROW_ARGBEST(T, shv, shi, m, mi);                                            \
         const ACC mx = shv[0];                                                          \
         const vmc_long am = shi[0];                                                     \
         local_barrier();                                                                \
-        ACC t = 0;                                                                      \
-        for (vmc_long c = LID_0; c < K; c += LDIM_0)                                    \
-            t += EXP((ACC)X[ox + r * sr + c * sc] - mx);                                \
-        sh[LID_0] = t;                                                                  \
-        local_barrier();                                                                \
-        for (vmc_long s = LDIM_0 / 2; s > 0; s >>= 1) {                                 \
-            if (LID_0 < s) sh[LID_0] += sh[LID_0 + s];                                  \
-            local_barrier();                                                            \
-        }                                                                               \
-        t = sh[0];                                                                      \
-        local_barrier();                                                                \
+        VMC_ROW_EXPSUM(ACC, EXP, t, mx, sh);                                            \
         for (vmc_long c = LID_0; c < K; c += LDIM_0)                                    \
             SM[osm + r * K + c] = (T)(EXP((ACC)X[ox + r * sr + c * sc] - mx) / t);      \
         if (LID_0 == 0) {                                                               \

@@ -45,6 +45,9 @@ def extensions():
             include_dirs=[np.get_include(), str(pyx.parent), "vmc"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=(["-O3"] if not DEBUG else ["-O0", "-g"]) + MATH_FLAGS,
+            # Cython tracks the headers a .pyx names, not those they include
+            # (conv_direct.h includes conv_direct_body.h): rebuild on any header here
+            depends=[str(h) for h in sorted(pyx.parent.glob("*.h"))],
             # the GPU core finds the drivers' entry points with dlopen/dlsym
             libraries=["dl"] if pyx.parent.name == "gpu" else [],
         ))

@@ -8,6 +8,7 @@ import vmc
 import vmc.tensor as vt
 from vmc.graph.basic import Constant
 from vmc.graph.type import TensorType
+from vmc.program import THUNK, CThunk
 
 SEED = 20240601
 
@@ -96,3 +97,23 @@ def check_infer_shape(out, inputs, values):
 
 def _shape_entries(v):
     return tuple(vt.shape_i(v, d) for d in range(v.type.ndim))
+
+
+def thunk_kinds(f):
+    """{op class name: {'c', 'py'}}: how each node of ``f`` runs."""
+    kinds = {}
+    p = f.program
+    for pc, node in f.node_of_pc.items():
+        if int(p.kind[pc]) == THUNK:
+            kind = "c" if isinstance(p.thunks[int(p.thunk[pc])], CThunk) else "py"
+            kinds.setdefault(type(node.op).__name__, set()).add(kind)
+    return kinds
+
+
+def misaligned(a):
+    """A copy of ``a`` whose data starts one byte past an aligned address."""
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, a.dtype, a.size, 1).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out

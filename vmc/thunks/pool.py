@@ -1,4 +1,6 @@
-"""CPU thunks of 2-d pooling (``vmc/tensor/signal/pool.py``), in numpy.
+"""CPU thunks of 2-d pooling (``vmc/tensor/signal/pool.py``): in numpy here
+(the py thunks: the reference, ``linker='py'`` and the fallback), and the C
+thunks of ``vmc/thunks/_pool.pyx`` for float32 and float64 (a loop per window).
 
 The input is laid into an extended array big enough for every window (the
 padding and any windows hanging over the border filled with -inf for max, 0
@@ -15,7 +17,9 @@ import numpy as np
 from vmc.tensor.signal.pool import (AveragePoolGrad, DownsampleFactorMaxGradGrad,
                                     MaxPoolGrad, Pool, pool_output_length)
 
-from .registry import register
+from vmc.tensor.blas_ops import BLAS_DTYPES
+
+from .registry import module_or_none, register
 
 
 class _Geometry:
@@ -153,3 +157,21 @@ def max_pool_grad_grad_thunk(node, destroyable):
         _shape_check(op, x, "g", g.shape, x.shape)
         return max_pool_grad_grad(op, x, out, g)
     return thunk
+
+
+def _pool_c_factory(kind):
+    """A c factory through ``vmc.thunks._pool`` for float32/float64 nodes; None
+    elsewhere (integers: the numpy thunk runs them)."""
+    def factory(node, destroyable):
+        dtype = node.outputs[0].type.dtype
+        if dtype not in BLAS_DTYPES or any(v.type.dtype != dtype for v in node.inputs):
+            return None
+        mod = module_or_none("vmc.thunks._pool")
+        return None if mod is None else mod.pool_thunk(node.op, kind, dtype)
+    return factory
+
+
+register(Pool, kind="c")(_pool_c_factory("pool"))
+register(MaxPoolGrad, kind="c")(_pool_c_factory("max_grad"))
+register(AveragePoolGrad, kind="c")(_pool_c_factory("average_grad"))
+register(DownsampleFactorMaxGradGrad, kind="c")(_pool_c_factory("max_grad_grad"))

@@ -1,5 +1,8 @@
 """CPU thunks of the 2-d convolutions (``vmc/tensor/nnet/abstract_conv.py``):
-im2col and BLAS gemm.
+im2col and BLAS gemm in numpy (the py thunks: the reference, ``linker='py'``
+and the fallback), and the C thunks of ``vmc/thunks/_conv.pyx`` for float32
+and float64 (im2col/col2im loops and cython_blas, or direct kernels for the
+few-channel shapes where those are faster).
 
 The forward pass goes image by image (columns (C/groups * kh * kw, oh * ow)
 per group, one gemm per image and group, written in place: ``conv_forward``).
@@ -17,7 +20,10 @@ from numpy.lib.stride_tricks import as_strided
 from vmc.tensor.nnet.abstract_conv import (AbstractConv2d, AbstractConv2d_gradInputs,
                                            AbstractConv2d_gradWeights, border_pads)
 
-from .registry import register
+from vmc.config import config
+from vmc.tensor.blas_ops import BLAS_DTYPES
+
+from .registry import module_or_none, register
 
 
 class _Geometry:
@@ -161,3 +167,33 @@ def conv2d_grad_inputs_thunk(node, destroyable):
 def conv2d_grad_weights_thunk(node, destroyable):
     op, conv = node.op, _floats(node.outputs[0].type.dtype)
     return lambda img, top, hw: conv_grad_weights(op, conv(img), conv(top), hw)
+
+
+_followed = []
+
+
+def _conv_module():
+    """``vmc.thunks._conv`` (None when not built), following config.threads (its
+    choice between direct kernels and gemm depends on it)."""
+    mod = module_or_none("vmc.thunks._conv")
+    if mod is not None and not _followed:
+        _followed.append(mod)
+        config.watch("threads", mod.set_threads)
+    return mod
+
+
+def _conv_c_factory(kind):
+    """A c factory through ``vmc.thunks._conv`` for float32/float64 nodes; None
+    elsewhere (the numpy thunk runs them)."""
+    def factory(node, destroyable):
+        dtype = node.outputs[0].type.dtype
+        if dtype not in BLAS_DTYPES:
+            return None
+        mod = _conv_module()
+        return None if mod is None else mod.conv_thunk(node.op, kind, dtype)
+    return factory
+
+
+register(AbstractConv2d, kind="c")(_conv_c_factory("forward"))
+register(AbstractConv2d_gradInputs, kind="c")(_conv_c_factory("grad_inputs"))
+register(AbstractConv2d_gradWeights, kind="c")(_conv_c_factory("grad_weights"))

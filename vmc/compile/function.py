@@ -87,10 +87,15 @@ class Function:
         self.profile = None
         if spec.profile:
             from .profiling import ProfileStats
+            from vmc.thunks.pool_trace import set_tracing as set_pool_tracing
+
             from .timeline import trace_length
             self.profile = ProfileStats(self, timings)
             self.set_profiling(True)
-            self.set_trace(trace_length(program.n_instr, config.profile_trace_calls))
+            kept = trace_length(program.n_instr, config.profile_trace_calls)
+            self.set_trace(kept)
+            if kept:      # and its split kernels' chunks, on the pool threads' tracks
+                set_pool_tracing(program.thunks, True)
             for thunk in program.thunks:      # scan bodies profile their own steps
                 inner = getattr(thunk, "set_profiling", None)
                 if inner is not None:

@@ -18,7 +18,13 @@ VM's loop). The file shows them as they happened:
 - per thread, a counter track of the bytes the call's intermediates hold;
 - on a GPU, a track of each instruction's kernel time measured with device
   events (only totals are kept: each launch shows the mean, from its launch;
-  per-stream timestamps are future work).
+  per-stream timestamps are future work);
+- the chunks of an elementwise kernel the thread pool split (vmc.thunks.pool_trace):
+  one track per pool thread ("vmc pool thread k"), each chunk a "pool task" event
+  named as the instruction that launched it (so Perfetto gives both one colour),
+  within that instruction's time. The chunks the launching thread ran itself nest
+  under the instruction on that thread's own track: it is the same OS thread, and
+  there the instruction's time reads as its own chunks plus the wait for the others.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ except ImportError:       # not built: the Python VM's clock is the same one
 ORIGIN_NS = _now_ns()     # t = 0 of every timeline of this process
 MAX_EVENTS = 1 << 19      # the most instruction events one trace buffer holds
 DEVICE_TRACK = 1 << 16    # a thread track's tid + this: its GPU kernels
+POOL_TRACK = 1 << 17      # + k: the track of pool thread k
 _DTYPES = {np.dtype(c).num: str(np.dtype(c)) for c in np.typecodes["All"]}
 
 
@@ -70,7 +77,8 @@ def chrome_events(prof, pid=1):
     names = {t.ident: t.name for t in threading.enumerate()}
     device = prof.device_times() if hasattr(prof, "device_times") else {}
     tracks = {}
-    for run, evs in _runs(fn):
+    runs = _runs(fn)
+    for run, evs in runs:
         ident = run["thread"]
         if ident not in tracks:
             tracks[ident] = len(tracks) + 1
@@ -87,7 +95,63 @@ def chrome_events(prof, pid=1):
         events += _device(fn.program, evs, device, pid, DEVICE_TRACK + tid)
         events += _branches(fn.program, evs, pid, tid)
         events += _live_bytes(evs, pid, tid, names.get(ident, ident))
-    return events
+    return events + _pool_tasks(fn, runs, pid, tracks)
+
+
+def _pool_tasks(fn, runs, pid, tracks):
+    """The pool's recorded tasks that ran within one of ``runs``' instructions,
+    launched by that run's thread: on pool thread k's track, or nested under the
+    instruction when the launching thread ran the task itself (worker 0). Each is
+    named as the innermost instruction it ran in (a scan body's, in a scan)."""
+    from vmc.thunks.pool_trace import events as pool_events
+    rows = pool_events()
+    out, workers, bodies = [], set(), {}
+    if not len(rows):
+        return out
+    for run, evs in runs:
+        mine = rows[(rows["caller"] == np.uint64(run["thread"])) &
+                    (rows["t0"] >= run["t_begin"]) & (rows["t1"] <= run["t_end"])]
+        if not len(mine) or not len(evs):
+            continue
+        # the instruction each row started in (instructions of a run follow one another)
+        at = np.searchsorted(evs["t0"], mine["t0"], side="right") - 1
+        for row, i in zip(mine, at):
+            if i < 0 or row["t1"] > evs[i]["t1"]:
+                continue
+            pc, worker = int(evs[i]["pc"]), int(row["worker"])
+            workers.add(worker)
+            tid = tracks[run["thread"]] if worker == 0 else POOL_TRACK + worker
+            label = _launcher(fn, evs[i], row, bodies)
+            out.append(_span(label, "pool task", pid, tid, row["t0"], row["t1"],
+                             {"pc": pc, "call": int(run["seq"]), "job": int(row["job"]),
+                              "task": int(row["task"]), "of tasks": int(row["ntasks"]),
+                              "items": [int(row["lo"]), int(row["hi"])], "worker": worker}))
+    for k in sorted(workers - {0}):
+        out.append(_meta("thread_name", pid, POOL_TRACK + k, f"vmc pool thread {k}"))
+        out.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": POOL_TRACK + k,
+                    "args": {"sort_index": POOL_TRACK + k}})
+    return out
+
+
+def _launcher(fn, ev, row, bodies):
+    """The label of the innermost traced instruction that holds pool task ``row``,
+    from ``fn``'s instruction event ``ev`` down through scan bodies (their runs
+    cached in ``bodies``)."""
+    while True:
+        p, pc = fn.program, int(ev["pc"])
+        inner = _inner(p, pc)
+        hit = None
+        if inner is not None:
+            if id(inner) not in bodies:
+                bodies[id(inner)] = _runs(inner)
+            for run, evs in bodies[id(inner)]:
+                if len(evs) and run["t_begin"] <= row["t0"] and row["t1"] <= run["t_end"]:
+                    i = np.searchsorted(evs["t0"], row["t0"], side="right") - 1
+                    hit = evs[i] if i >= 0 and row["t1"] <= evs[i]["t1"] else None
+                    break
+        if hit is None:
+            return p.labels[pc] if pc < len(p.labels) else str(pc)
+        fn, ev = inner, hit
 
 
 def _device(p, evs, device, pid, tid):

@@ -20,6 +20,7 @@ from vmc.compile import (FunctionSpec, In, Out, ProfileStats, ProfilingPyVM, enr
                          normalize_outputs, optimized_graph, prepare, schedule, trace_length)
 from vmc.config import config
 from vmc.thunks import blocks
+from vmc.thunks.pool_trace import set_tracing as set_pool_tracing
 from vmc.thunks.registry import register
 
 from .op import Scan
@@ -82,7 +83,10 @@ class InnerFunction:
         if on and self.profile is None:
             self.profile = ProfileStats(self, self.timings)
             # the last steps' timelines, nested in the scan's (vmc.compile.timeline)
-            self.vm.set_trace(trace_length(self.program.n_instr, config.profile_trace_calls))
+            kept = trace_length(self.program.n_instr, config.profile_trace_calls)
+            self.vm.set_trace(kept)
+            if kept:
+                set_pool_tracing(self.program.thunks, True)
 
     # What vmc.compile.errors.enrich and ProfileStats read:
     @property

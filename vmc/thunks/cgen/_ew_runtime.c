@@ -183,9 +183,61 @@ static PyObject *set_round_trip(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* The pool's timeline (vmc_pool_trace.h): a function that keeps a trace turns
+ * it on for each of its elementwise thunks. */
+static PyObject *set_pool_trace(PyObject *self, PyObject *args) {
+    PyObject *fn, *ctx;
+    int on;
+    if (!PyArg_ParseTuple(args, "OOp", &fn, &ctx, &on)) return NULL;
+    vmc_ew_ctx *c = ew_ctx(fn, ctx);
+    if (!c) Py_RETURN_FALSE;
+    if (on && vmc_ptrace_alloc() < 0) return PyErr_NoMemory();
+    c->traced = on;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *pool_trace(PyObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"clear", NULL};
+    int clear = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p", names, &clear)) return NULL;
+    if (!__atomic_load_n(&vmc__ptrace, __ATOMIC_ACQUIRE)) return PyBytes_FromStringAndSize("", 0);
+    vmc_pool_event *rows = PyMem_Malloc((size_t)VMC_PTRACE_CAP * sizeof(vmc_pool_event));
+    if (!rows) return PyErr_NoMemory();
+    long n = vmc_ptrace_read(rows, clear);
+    PyObject *b = PyBytes_FromStringAndSize((char *)rows, (Py_ssize_t)(n * sizeof *rows));
+    PyMem_Free(rows);
+    return b;
+}
+
+static void empty_task(void *arg, long t) { (void)arg; (void)t; }
+
+/* For bench/: ns that `jobs` jobs of `ntasks` empty tasks take on the pool,
+ * traced or not (what a task costs the pool, and what recording it adds). */
+static PyObject *pool_time(PyObject *self, PyObject *args) {
+    long ntasks, jobs;
+    int traced;
+    if (!PyArg_ParseTuple(args, "llp", &ntasks, &jobs, &traced)) return NULL;
+    if (ntasks < 1 || jobs < 1) {
+        PyErr_SetString(PyExc_ValueError, "pool_time: ntasks and jobs must be >= 1");
+        return NULL;
+    }
+    if (traced && vmc_ptrace_alloc() < 0) return PyErr_NoMemory();
+    vmc_pool_tag tag = {1, ntasks};
+    unsigned long long t0, t1;
+    Py_BEGIN_ALLOW_THREADS
+    t0 = vmc_now_ns();
+    for (long k = 0; k < jobs; k++) vmc_pool_run(empty_task, NULL, ntasks, traced ? &tag : NULL);
+    t1 = vmc_now_ns();
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(t1 - t0);
+}
+
 static PyObject *pool_info(PyObject *self, PyObject *unused) {
-    return Py_BuildValue("{s:i,s:i,s:k,s:K,s:n,s:n,s:i,s:n}", "threads", vmc_pool_threads,
-                         "workers_started", vmc__pool.started, "jobs", vmc_pool_jobs,
+    return Py_BuildValue("{s:i,s:i,s:k,s:L,s:n,s:K,s:n,s:n,s:i,s:n}", "threads",
+                         vmc_pool_threads, "workers_started", vmc__pool.started,
+                         "jobs", vmc_pool_jobs,
+                         "traced_jobs", (long long)__atomic_load_n(&vmc__ptrace_jobs, __ATOMIC_RELAXED),
+                         "trace_capacity", (Py_ssize_t)(vmc__ptrace ? VMC_PTRACE_CAP : 0),
                          "round_trip_ns", __atomic_load_n(&vmc__pool_rt_ns, __ATOMIC_ACQUIRE),
                          "floor", (Py_ssize_t)VMC_PAR_FLOOR, "chunk", (Py_ssize_t)VMC_CHUNK,
                          "gain", VMC_PAR_GAIN, "max_tasks", (Py_ssize_t)VMC_MAX_TASKS);
@@ -209,9 +261,17 @@ static PyMethodDef methods[] = {
     {"set_round_trip", set_round_trip, METH_O,
      "set_round_trip(ns): the pool's round trip as if measured (0: measure it on next use)"},
     {"pool_info", pool_info, METH_NOARGS,
-     "pool_info(): threads, workers started, jobs run on the pool, its measured round trip "
-     "(0: not yet), the floor below which calls are never split, the partial-reduction "
+     "pool_info(): threads, workers started, jobs run on the pool, jobs traced, rows the "
+     "task trace holds (0: never asked for), its measured round trip (0: not yet), the floor below which calls are never split, the partial-reduction "
      "chunk, the gain (a call is split when it takes at least gain round trips alone)"},
+    {"set_pool_trace", set_pool_trace, METH_VARARGS,
+     "set_pool_trace(fn, ctx, on): whether an elementwise thunk's split calls record their "
+     "pool tasks (for the timeline); False for another thunk"},
+    {"pool_trace", (PyCFunction)(void (*)(void))pool_trace, METH_VARARGS | METH_KEYWORDS,
+     "pool_trace(clear=False): the recorded pool tasks since the last clear, oldest first, "
+     "as bytes of rows (vmc.thunks.pool_trace.POOL_EVENT)"},
+    {"pool_time", pool_time, METH_VARARGS,
+     "pool_time(ntasks, jobs, traced): ns that jobs of ntasks empty tasks take on the pool"},
     {"load", load, METH_O, "load(path): open a kernel library; its table, in a capsule"},
     {"retarget", retarget, METH_VARARGS,
      "retarget(ctx, table, i): a thunk runs kernel i of table from now on (the same kernel)"},

@@ -402,8 +402,10 @@ static long vmc__plan(vmc__job *j, npy_intp n, npy_intp nout_elems, int par) {
     return (long)((ext + j->span - 1) / j->span);
 }
 
+/* traced: the pool records the tasks of a split call (vmc_pool_trace.h). */
 static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **out,
-                     npy_intp *shape, npy_intp (*str)[VMC_MAXDIM], npy_intp n, vmc_cost *cost) {
+                     npy_intp *shape, npy_intp (*str)[VMC_MAXDIM], npy_intp n, vmc_cost *cost,
+                     int traced) {
     int nops = d->nin + d->nout, nd = d->nd;
     char *base[VMC_MAXOPS];
     for (int j = 0; j < d->nin; j++) base[j] = PyArray_BYTES(in[j]);
@@ -437,7 +439,8 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
         else vmc__walk(d, cnd, nops, shape, str, base, use_row, reduced_inner);
     } else {
         if (d->reduce && nout_elems == 1) j.part = part;
-        if (par) vmc_pool_run(vmc__task, &j, ntasks);
+        vmc_pool_tag tag = {j.span, j.shape[j.axis]};
+        if (par) vmc_pool_run(vmc__task, &j, ntasks, traced ? &tag : NULL);
         else for (long t = 0; t < ntasks; t++) vmc__task(&j, t);
         if (j.part)
             for (long t = 0; t < ntasks; t++) {
@@ -451,8 +454,8 @@ static void vmc__run(const vmc_ew_desc *d, PyArrayObject **in, PyArrayObject **o
 }
 
 /* The thunk body: see vmc_thunk.h for the calling convention. */
-static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, vmc_cost *cost, PyObject **regs,
-                       const int *ins, const int *outs) {
+static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, vmc_cost *cost, int traced,
+                       PyObject **regs, const int *ins, const int *outs) {
     PyArrayObject *in[VMC_MAXOPS], *out[VMC_MAXOPS];
     PyObject *owned[VMC_MAXOPS];
     npy_intp shape[VMC_MAXDIM], oshape[VMC_MAXDIM], str[VMC_MAXOPS][VMC_MAXDIM];
@@ -473,7 +476,7 @@ static int vmc_ew_call(const vmc_ew_desc *d, PyObject **ctxbuf, vmc_cost *cost, 
     }
     for (k = 0; k < nout; k++)
         if (!(out[k] = vmc__output(d, ctxbuf, k, in, taken, ond, oshape))) goto done;
-    vmc__run(d, in, out, shape, str, n, cost);
+    vmc__run(d, in, out, shape, str, n, cost, traced);
     for (k = 0; k < nout; k++) Py_XSETREF(regs[outs[k]], (PyObject *)out[k]);
     rc = 0;
 done:
@@ -492,6 +495,7 @@ typedef struct {
     PyObject *lib;              /* the library d lives in: closed after the last ctx */
     PyObject *lib_prev;         /* the one before a retarget (a call may still run it) */
     vmc_cost cost;
+    int traced;                 /* its function keeps a timeline: record pool tasks */
     PyObject *buf[];
 } vmc_ew_ctx;
 
@@ -499,7 +503,7 @@ static int vmc_ew_thunk(void *ctx, PyObject **regs, const int *ins, const int *o
     vmc_ew_ctx *c = (vmc_ew_ctx *)ctx;
     const vmc_ew_desc *d = c->d;
     if (d->tier) c->calls[d->tier - 1]++;
-    return vmc_ew_call(d, c->buf, &c->cost, regs, ins, outs);
+    return vmc_ew_call(d, c->buf, &c->cost, c->traced, regs, ins, outs);
 }
 
 #endif /* VMC_EW_RUNTIME_H */

@@ -18,12 +18,16 @@
  * busy with other processes). The driver splits only work worth several round
  * trips (vmc_ew_runtime.h).
  *
+ * A job given a tag records each task's thread and times (vmc_pool_trace.h).
+ *
  * Called without the GIL; touches no Python object.
  */
 #ifndef VMC_POOL_H
 #define VMC_POOL_H
 #include <pthread.h>
+#include <stdint.h>
 #include <time.h>
+#include "vmc_pool_trace.h"
 
 #define VMC_POOL_MAX 256
 
@@ -47,18 +51,21 @@ static struct {
     vmc_task_fn fn;
     void *arg;
     long ntasks, next;                    /* next: the task counter (atomic) */
+    const vmc__ptjob *trace;              /* the job's trace, or NULL */
 } vmc__pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
-static void vmc__pool_drain(vmc_task_fn fn, void *arg, long ntasks) {
+/* worker: 0 for the thread that launched the job, k >= 1 for pool thread k */
+static void vmc__pool_drain(vmc_task_fn fn, void *arg, long ntasks, const vmc__ptjob *tj,
+                            int worker) {
     for (;;) {
         long t = __atomic_fetch_add(&vmc__pool.next, 1, __ATOMIC_RELAXED);
         if (t >= ntasks) return;
-        fn(arg, t);
+        vmc__pool_task(fn, arg, t, ntasks, tj, worker);
     }
 }
 
-static void *vmc__pool_worker(void *unused) {
-    (void)unused;
+static void *vmc__pool_worker(void *index) {
+    int worker = (int)(intptr_t)index;
     unsigned long seen = 0;
     pthread_mutex_lock(&vmc__pool.mu);
     for (;;) {
@@ -73,8 +80,9 @@ static void *vmc__pool_worker(void *unused) {
         vmc_task_fn fn = vmc__pool.fn;
         void *arg = vmc__pool.arg;
         long ntasks = vmc__pool.ntasks;
+        const vmc__ptjob *tj = vmc__pool.trace;
         pthread_mutex_unlock(&vmc__pool.mu);
-        vmc__pool_drain(fn, arg, ntasks);
+        vmc__pool_drain(fn, arg, ntasks, tj, worker);
         pthread_mutex_lock(&vmc__pool.mu);
         if (--vmc__pool.active == 0) pthread_cond_signal(&vmc__pool.done);
     }
@@ -88,7 +96,8 @@ static int vmc__pool_start(int n) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&tid, &attr, vmc__pool_worker, NULL);
+        int rc = pthread_create(&tid, &attr, vmc__pool_worker,
+                                (void *)(intptr_t)(vmc__pool.started + 1));
         pthread_attr_destroy(&attr);
         if (rc != 0) break;
         vmc__pool.started++;
@@ -98,8 +107,9 @@ static int vmc__pool_start(int n) {
 
 /* Run fn(arg, t) for t in [0, ntasks), with up to ntasks - 1 workers; the number
  * of workers that could help. With alone_ok 0, runs nothing (and returns 0)
- * unless ntasks - 1 workers can help. */
-static int vmc__pool_run(vmc_task_fn fn, void *arg, long ntasks, int alone_ok) {
+ * unless ntasks - 1 workers can help. tj: the job's trace, or NULL. */
+static int vmc__pool_run(vmc_task_fn fn, void *arg, long ntasks, int alone_ok,
+                         const vmc__ptjob *tj) {
     int helpers = vmc_pool_threads - 1;
     if (helpers > ntasks - 1) helpers = (int)(ntasks - 1);
     if (helpers <= 0 || pthread_mutex_trylock(&vmc__pool.mu) != 0) goto alone;
@@ -117,6 +127,7 @@ static int vmc__pool_run(vmc_task_fn fn, void *arg, long ntasks, int alone_ok) {
     vmc__pool.fn = fn;
     vmc__pool.arg = arg;
     vmc__pool.ntasks = ntasks;
+    vmc__pool.trace = tj;
     __atomic_store_n(&vmc__pool.next, 0, __ATOMIC_RELAXED);
     vmc__pool.want = helpers;
     vmc__pool.joined = 0;
@@ -124,7 +135,7 @@ static int vmc__pool_run(vmc_task_fn fn, void *arg, long ntasks, int alone_ok) {
     vmc__pool.gen++;
     pthread_cond_broadcast(&vmc__pool.go);
     pthread_mutex_unlock(&vmc__pool.mu);
-    vmc__pool_drain(fn, arg, ntasks);
+    vmc__pool_drain(fn, arg, ntasks, tj, 0);
     pthread_mutex_lock(&vmc__pool.mu);
     vmc__pool.want = 0;                   /* a worker waking late takes nothing */
     while (vmc__pool.active > 0) pthread_cond_wait(&vmc__pool.done, &vmc__pool.mu);
@@ -133,18 +144,15 @@ static int vmc__pool_run(vmc_task_fn fn, void *arg, long ntasks, int alone_ok) {
     return helpers;
 alone:
     if (alone_ok)
-        for (long t = 0; t < ntasks; t++) fn(arg, t);
+        for (long t = 0; t < ntasks; t++) vmc__pool_task(fn, arg, t, ntasks, tj, 0);
     return 0;
 }
 
-static void vmc_pool_run(vmc_task_fn fn, void *arg, long ntasks) {
-    vmc__pool_run(fn, arg, ntasks, 1);
-}
-
-static unsigned long long vmc_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+/* tag: record the job's tasks (vmc_pool_trace.h), or NULL. */
+static void vmc_pool_run(vmc_task_fn fn, void *arg, long ntasks, const vmc_pool_tag *tag) {
+    vmc__ptjob tj;
+    if (tag) vmc__ptjob_init(&tj, tag);
+    vmc__pool_run(fn, arg, ntasks, 1, tag ? &tj : NULL);
 }
 
 /* The round trip's task: every thread takes one and waits until all have
@@ -176,7 +184,7 @@ static unsigned long long vmc_pool_round_trip_ns(void) {
     for (int k = 0; k < VMC_ROUND_TRIPS; k++) {
         vmc__rendezvous r = {vmc_pool_threads, 0, vmc_now_ns() + 20000000ull};
         unsigned long long t0 = vmc_now_ns();
-        if (vmc__pool_run(vmc__rendezvous_task, &r, r.n, 0) == 0) break;
+        if (vmc__pool_run(vmc__rendezvous_task, &r, r.n, 0, NULL) == 0) break;
         t[got++] = vmc_now_ns() - t0;
     }
     if (got == VMC_ROUND_TRIPS) {

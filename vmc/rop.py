@@ -12,7 +12,7 @@ replaced by the output itself afterwards.
 from __future__ import annotations
 
 from vmc.graph.basic import Variable, fixed_trace, user_line
-from vmc.graph.grad import NullGradient, connected_nodes, grad
+from vmc.graph.grad import NullGradient, ZeroGradient, connected_nodes, grad
 from vmc.graph.traversal import clone_replace, gc_paused
 
 __all__ = ["Rop", "Lop"]
@@ -93,7 +93,7 @@ def _double_lop(node, tangents):
     grads = node.op.pullback(list(node.inputs), list(node.outputs), us)
     terms = []
     for g, t in zip(grads, tangents):
-        if t is None or g is None or isinstance(g, NullGradient):
+        if t is None or g is None or isinstance(g, (NullGradient, ZeroGradient)):
             continue
         terms.append(vt.sum(g * t))
     if not terms:

@@ -72,11 +72,13 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
         raise ValueError("grad: give a cost or known_grads")
     blockers = set(consider_constant or ())
     with gc_paused(), fixed_trace(user_line()):
-        grads = _backprop(list(seeds), seeds, wrt_list, blockers, null_gradients)
+        grads, zero = _backprop(list(seeds), seeds, wrt_list, blockers, null_gradients)
     result = []
     for w in wrt_list:
         g = grads.get(w)
-        if g is None:
+        if g is None and w in zero:
+            g = w.zeros_like()
+        elif g is None:
             msg = (f"grad: the cost does not depend on {w!r} ({w.type}); pass "
                    f"disconnected_inputs='ignore' to get zeros")
             if disconnected_inputs == "raise":
@@ -89,9 +91,12 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise",
 
 
 def _backprop(outputs, seeds, wrt, blockers, null_gradients):
+    """({variable: gradient} for the ``wrt`` that got a term, and the set of
+    variables reached only through ``ZeroGradient``: connected, gradient zero)."""
     path, reached = _connected_nodes(outputs, wrt, blockers)
     wrt = set(wrt)
     terms = {v: [g] for v, g in seeds.items()}
+    zero = set()
     for node in reversed(path):
         out_grads = []
         any_grad = False
@@ -105,6 +110,9 @@ def _backprop(outputs, seeds, wrt, blockers, null_gradients):
             else:
                 out_grads.append(None)
         if not any_grad:
+            # only zero terms came back to these outputs: the inputs stay connected
+            if any(o in zero for o in node.outputs):
+                zero.update(i for i in node.inputs if i not in blockers and _is_float(i))
             continue
         out_grads = [o.zeros_like() if g is None else g
                      for o, g in zip(node.outputs, out_grads)]
@@ -123,10 +131,23 @@ def _backprop(outputs, seeds, wrt, blockers, null_gradients):
                         f"grad: the gradient of {node.op} w.r.t. input {inp!r} is undefined: "
                         f"{g.why}")
                 continue
+            if isinstance(g, ZeroGradient):
+                zero.add(inp)       # no term: nothing is built for a product with zero
+                continue
             if g.type.dtype != inp.type.dtype:
                 g = g.astype(inp.type.dtype)
             terms.setdefault(inp, []).append(g)
-    return {v: _sum(terms[v]) for v in wrt if terms.get(v)}
+    return {v: _sum(terms[v]) for v in wrt if terms.get(v)}, zero
+
+
+class ZeroGradient:
+    """Returned by a pullback for an input whose gradient is zero everywhere
+    (floor, sign, ``//``): the input is connected, but no term is built, so a
+    cost such as ``sum(J ** 2) // n`` costs no backward pass through ``J``
+    (Theano built ``0 * ...`` and folded it away with ``x * 0 -> 0``)."""
+
+
+ZERO_GRADIENT = ZeroGradient()
 
 
 class NullGradient:

@@ -5,6 +5,7 @@ import numpy as np
 
 from vmc.config import config
 from vmc.graph.basic import Apply, Constant, Op, Variable
+from vmc.graph.grad import NullGradient, ZeroGradient
 from vmc.graph.type import TensorType
 
 from .basic import as_tensor_variable, weak_operand
@@ -194,8 +195,9 @@ class Elemwise(Op):
         if self.scalar_op.grad is None:
             return [None] * len(inputs)
         gs = self.scalar_op.grad(inputs, outputs[0], grads[0])
-        return [None if g is None or not hasattr(g, "type") else _unbroadcast(g, x)
-                for g, x in zip(gs, inputs)]
+        # markers (undefined, zero) pass through: grad() reports or prunes them
+        return [g if g is None or isinstance(g, (NullGradient, ZeroGradient))
+                else _unbroadcast(g, x) for g, x in zip(gs, inputs)]
 
     def pushforward(self, inputs, outputs, tangents):
         # The derivative of an elementwise op is diagonal and each scalar

@@ -8,7 +8,7 @@ built, so a compiled function pays nothing for it.
 from __future__ import annotations
 
 from vmc.graph.basic import Apply, Op
-from vmc.graph.grad import NullGradient
+from vmc.graph.grad import ZERO_GRADIENT, NullGradient
 
 from .basic import as_tensor_variable
 
@@ -64,7 +64,7 @@ class ZeroGrad(ViewOp):
     """The gradient flowing back is zero (the input still counts as connected)."""
 
     def pullback(self, inputs, outputs, grads):
-        return [inputs[0].zeros_like()]
+        return [ZERO_GRADIENT]
 
 
 class DisconnectedGrad(ViewOp):

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from vmc.graph.grad import NullGradient
+from vmc.graph.grad import ZERO_GRADIENT, NullGradient
 
 
 class _Special:
@@ -115,7 +115,7 @@ def _g_erfc(i, o, g): return [-g * (2 / math.sqrt(math.pi)) * _t().exp(-i[0] * i
 def _g_erfinv(i, o, g): return [g * (math.sqrt(math.pi) / 2) * _t().exp(o * o)]
 def _g_gammaln(i, o, g): return [g * _t().psi(i[0])]
 def _g_identity(i, o, g): return [g]
-def _g_zero(i, o, g): return [x.zeros_like() for x in i]
+def _g_zero(i, o, g): return [ZERO_GRADIENT for x in i]
 
 
 def _g_pow(i, o, g):

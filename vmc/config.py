@@ -142,6 +142,7 @@ OPTIONS["warn.ignore_bug_before"] = Option("0.9", "Theano's warning flag; no eff
 class Config:
     def __init__(self, flags: str = ""):
         object.__setattr__(self, "_values", {k: o.default for k, o in OPTIONS.items()})
+        object.__setattr__(self, "_given", set())   # options the user set
         for item in filter(None, (s.strip() for s in flags.split(","))):
             if "=" not in item:
                 raise ValueError(f"VMC_FLAGS entry {item!r} is not of the form name=value")
@@ -166,7 +167,14 @@ class Config:
             value = opt.parse(value)
         if opt.allowed is not None and value not in opt.allowed:
             raise ValueError(f"vmc.config.{name} must be one of {opt.allowed}, got {value!r}")
+        self._given.add(name)
         self._set(name, value)
+
+    def given(self, name) -> bool:
+        """Whether option ``name`` was set (VMC_FLAGS, assignment or ``change``),
+        rather than left at its default: a default that depends on the
+        situation (``threads`` under MPI) may then be chosen for the user."""
+        return name in self._given
 
     def _set(self, name, value):
         self._values[name] = value

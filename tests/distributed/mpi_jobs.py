@@ -167,5 +167,21 @@ def job_shapes(out):
     f(np.ones((3 + dist.rank(), 2)))
 
 
+def job_threads(out):
+    """What each rank's config.threads and BLAS threads are after init."""
+    import vmc
+    import vmc.distributed as dist
+    import vmc.tensor as vt
+    from threadpoolctl import threadpool_info
+    from vmc.config import _default_threads
+    dist.init()
+    a = vt.dmatrix("a")
+    f = vmc.function([a], vt.dot(a, a))       # loads the BLAS thunks and the pool
+    np.testing.assert_allclose(f(np.eye(3) * 2), np.eye(3) * 4)
+    blas = sorted({m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"})
+    _save(out, "threads", threads=vmc.config.threads, cpus=_default_threads(),
+          blas=np.array(blas))
+
+
 if __name__ == "__main__":
     globals()["job_" + sys.argv[1]](sys.argv[2])

@@ -21,9 +21,9 @@ RANKS = 2
 TIMEOUT = 240       # seconds; a hang, not a measurement (2 loaded cores start slowly)
 
 
-def _job(name, tmp_path):
+def _job(name, tmp_path, **env):
     root = os.path.dirname(os.path.dirname(os.path.abspath(vmc.__file__)))
-    env = {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env["PYTHONPATH"] = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
     try:
         return run(RANKS, [os.path.join(HERE, "mpi_jobs.py"), name, str(tmp_path)],
                    TIMEOUT, env)
@@ -76,3 +76,15 @@ def test_shapes_that_differ_between_ranks_are_named(tmp_path):
     assert proc.returncode != 0
     assert ("allreduce(sum): the ranks disagree on the input: rank 0: allreduce(sum) of "
             "float64[3, 2], rank 1: allreduce(sum) of float64[4, 2]") in proc.stderr
+
+
+@pytest.mark.parametrize("flags, each", [("", None), ("threads=3", 3)])
+def test_ranks_on_one_machine_share_its_cpus(tmp_path, flags, each):
+    # Unless the user set config.threads, 2 ranks that may run on the same CPUs
+    # take half of them each (at least one), for the pool and BLAS alike.
+    proc = _job("threads", tmp_path, VMC_FLAGS=flags)
+    assert proc.returncode == 0, proc.stderr
+    for saved in _loaded(tmp_path, "threads"):
+        want = each or max(1, int(saved["cpus"]) // RANKS)
+        assert int(saved["threads"]) == want
+        assert list(saved["blas"]) == [want]

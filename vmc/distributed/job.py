@@ -9,6 +9,7 @@ instead of hanging.
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -48,7 +49,35 @@ def init(comm=None):
     if given.Get_size() > 1 and _job["hook"] is None:
         _job["hook"] = sys.excepthook
         sys.excepthook = _abort_every_rank
+    _share_cpus(_job["comm"], MPI)
     return _job["comm"]
+
+
+def _share_cpus(c, MPI):
+    """Unless the user set ``config.threads``, the ranks on one machine that may run
+    on the same CPUs share them: each takes its share of those it may use (at least
+    one), for its thread pool and its BLAS alike. Each rank taking every CPU, the
+    default of one process, runs ranks x CPUs threads on the CPUs (OpenBLAS's
+    spinning threads then take turns at every step). Ranks the launcher bound to
+    CPUs of their own keep them all."""
+    from vmc.config import _default_threads, config
+    if config.given("threads"):
+        return
+    local = c.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        mine = _cpus()
+        sharing = sum(1 for other in local.allgather(mine) if other & mine)
+    finally:
+        local.Free()
+    if sharing > 1:
+        config.threads = max(1, _default_threads() // sharing)
+
+
+def _cpus():
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):      # not Linux: assume every rank shares them all
+        return frozenset(range(os.cpu_count() or 1))
 
 
 def comm():

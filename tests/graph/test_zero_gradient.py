@@ -81,3 +81,12 @@ def test_undefined_scalar_gradient_is_reported():
         vmc.grad(vt.psi(x).sum(), x)
     g = vmc.grad(vt.psi(x).sum() + (2 * x).sum(), x, null_gradients="return")
     np.testing.assert_array_equal(values([x], g, np.array([1.0, 2.0])), [2.0, 2.0])
+
+
+def test_forward_mode_zero_and_undefined_derivatives():
+    x, v = vt.dvector("x"), vt.dvector("v")
+    xv, vv = np.array([1.5, -2.0]), np.array([0.5, 2.0])
+    # floor's derivative is zero: connected (Rop used to say "does not depend")
+    np.testing.assert_array_equal(values([x, v], Rop(vt.floor(x), x, v), xv, vv), [0, 0])
+    with pytest.raises(NullGradientError, match="psi"):
+        Rop(vt.psi(x), x, v)

@@ -5,7 +5,7 @@ import numpy as np
 
 from vmc.config import config
 from vmc.graph.basic import Apply, Constant, Op, Variable
-from vmc.graph.grad import NullGradient, ZeroGradient
+from vmc.graph.grad import NullGradient, NullGradientError, ZeroGradient
 from vmc.graph.type import TensorType
 
 from .basic import as_tensor_variable, weak_operand
@@ -205,14 +205,20 @@ class Elemwise(Op):
         # its pullback with g = that input's tangent.
         if self.scalar_op.grad is None:
             return [None]
-        out, total = outputs[0], None
+        out, total, zero = outputs[0], None, False
         for i, t in enumerate(tangents):
             if t is None:
                 continue
             g = self.scalar_op.grad(inputs, out, t)[i]
-            if g is None or not hasattr(g, "type"):
+            if isinstance(g, NullGradient):
+                raise NullGradientError(f"the derivative of {self} w.r.t. its input {i} "
+                                        f"is undefined: {g.why}")
+            zero = zero or isinstance(g, ZeroGradient)
+            if g is None or isinstance(g, ZeroGradient):
                 continue
             total = g if total is None else total + g
+        if total is None and zero:
+            return [out.zeros_like()]       # connected, derivative zero (floor, sign)
         if total is not None and total.type.broadcastable != out.type.broadcastable:
             total = total + out.zeros_like()        # a tangent of the output's shape
         return [total]

@@ -111,6 +111,24 @@ def test_update_is_computed_in_the_parameter_buffer(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_update_from_an_intermediate_keeps_the_parameter_buffer(mode):
+    # w - 0.1 * g with g an intermediate the update may also overwrite: the result
+    # goes into w's own buffer, not g's (w adopted g's buffer at every call, and
+    # g's producer, an MPI receive buffer in vmc.distributed, had to allocate a
+    # new one at every call)
+    x = vt.dvector("x")
+    w = vmc.shared(np.ones(5), name="w")
+    g = vt.cumsum(x)                # not fused into the update
+    f = compile_([x], [], mode, updates=[(w, w - 0.1 * g)])
+    buf = w.get_value(borrow=True)
+    a = np.linspace(0, 1, 5)
+    f(a)
+    f(a)
+    np.testing.assert_allclose(w.get_value(), 1 - 0.2 * np.cumsum(a), rtol=1e-14)
+    assert w.get_value(borrow=True) is buf
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_update_reading_another_updated_variable_gets_the_old_value(mode):
     a = vmc.shared(np.zeros(3), name="a")
     b = vmc.shared(np.ones(3), name="b")

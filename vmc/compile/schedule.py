@@ -344,7 +344,12 @@ def destroyable_inputs(code, roots, protected, last_read, update_targets=None, o
                                      for w in args):
                 continue
             ok.append(i)
-        result[pc] = frozenset(ok)
+        mine = [i for i in ok if args[i] is allowed]
+        # An update that may write into its shared variable's own buffer does so
+        # alone: writing into another input (w - lr * g into g) would hand w that
+        # buffer, one its producer meant to use again (an MPI receive buffer, a
+        # thunk's reused output), and w would change buffers at every call.
+        result[pc] = frozenset(mine or ok)
     return result
 
 

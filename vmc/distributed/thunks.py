@@ -88,11 +88,19 @@ class Message:
         """Start the allreduce of the packed parts, in place in one of our buffers."""
         dtype = self.parts[0].dtype
         buf = self.buffers.get(self.nbytes // dtype.itemsize, dtype)
-        raw = buf.view(np.uint8)
         for x, off in zip(self.parts, self.offsets):
-            raw[off:off + x.nbytes] = x.reshape(-1).view(np.uint8)
+            start = off // dtype.itemsize
+            self.pack(buf[start:start + x.size], x.reshape(-1))
         self.parts = [(x.shape, x.size) for x in self.parts]
         self.start(buf)
+
+    def pack(self, dst, x):
+        """Copy ``x`` into the send buffer; a mean's parts divided by the ranks on
+        the way (the sum of the quotients: no pass over the result at the wait)."""
+        if isinstance(self.coll, Allreduce) and self.coll.op == "mean":
+            np.divide(x, self.comm.Get_size(), out=dst)
+        else:
+            np.copyto(dst, x)
 
     def start(self, buf):
         self.send_buf = self.recv = buf
@@ -111,8 +119,6 @@ class Message:
                 yield_()
             self.done = True
             _in_flight.discard(self)
-            if isinstance(self.coll, Allreduce) and self.coll.op == "mean":
-                np.divide(self.recv, self.comm.Get_size(), out=self.recv)
 
     def part(self, index):
         """The result of part ``index`` (a view of the received buffer)."""
@@ -147,7 +153,7 @@ def _launch_allreduce(comm, coll, x, previous, buffers):
         msg = Message(comm, coll)
         msg.parts, msg.offsets = [(x.shape, x.size)], [0]
         buf = buffers.get(x.size, x.dtype)
-        np.copyto(buf, x.reshape(-1))
+        msg.pack(buf, x.reshape(-1))
         msg.start(buf)
         msg.finish = lambda recv, shape=x.shape: recv.reshape(shape)
         return Ticket(msg, 0, open_msg)

@@ -6,6 +6,8 @@ ISA variants) against the numpy thunks on strided and misaligned inputs; its
 gradients with verify_grad; Theano's grad helpers."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -156,7 +158,6 @@ def test_conv2d_c_algorithms_against_numpy(case, algo):
         hw_x, hw_w = np.array(xs[2:]), np.array(ws[2:])
         want = [y, np_conv.conv_grad_inputs(ops[1], wv, top, hw_x),
                 np_conv.conv_grad_weights(ops[2], xv, top, hw_w)]
-        # chunks of two images: the second chunk is short
         per_image = xs[1] * ws[2] * ws[3] * y.shape[2] * y.shape[3] * xv.itemsize
         layouts = [(xv, wv, top),
                    (np.asfortranarray(xv), reversed_view(wv), permuted_view(top)),
@@ -165,11 +166,15 @@ def test_conv2d_c_algorithms_against_numpy(case, algo):
         _conv.set_direct_isa(isa)
         _conv.set_threads(1)            # 'auto' picks direct kernels only with one thread
         try:
-            for x_in, w_in, t_in in layouts:
+            # chunks of two images (the second chunk is short), and one image per
+            # gemm (the default with AVX-512 BLAS, when 'auto' never goes direct)
+            for (x_in, w_in, t_in), (chunk, wide) in itertools.product(
+                    layouts, ((2 * per_image, False), (0, True))):
+                _conv.set_blas_wide(wide)
                 args = [(x_in, w_in), (w_in, t_in, hw_x), (x_in, t_in, hw_w)]
                 for op, kind, a, ref in zip(ops, ("forward", "grad_inputs", "grad_weights"),
                                             args, want):
-                    thunk = _conv.conv_thunk(op, kind, dtype, name, 2 * per_image)
+                    thunk = _conv.conv_thunk(op, kind, dtype, name, chunk)
                     before = [np.array(v, copy=True) for v in a]
                     (got,) = call_thunk(thunk, a, 1)
                     for v, b in zip(a, before):
@@ -181,6 +186,7 @@ def test_conv2d_c_algorithms_against_numpy(case, algo):
         finally:
             _conv.set_direct_isa("best")
             _conv.set_threads(vmc.config.threads)
+            _conv.set_blas_wide(np_conv._blas_runs_avx512())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])

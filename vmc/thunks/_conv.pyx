@@ -478,6 +478,13 @@ cdef bint _use_direct(int kind, const Geo *g) noexcept:
       into 17 MB 4.7 against 3.8 (float64, 35 MB: 8.1 against 6.9): there the
       output's writes bound both, and the direct kernel's interleaved rows of
       4 filters fare worse.
+    - Never when BLAS runs AVX-512 kernels (``set_blas_wide``): the rule above
+      was measured with OpenBLAS pinned to its Haswell kernels
+      (OPENBLAS_CORETYPE); on its own SkylakeX kernels, this machine's default,
+      gemm with one image per call (no chunk's output to scatter) won every
+      LeNet layer (thread CPU time, 7 rounds, load 1.0, ms): first layer forward
+      0.34 against direct 0.60, filter gradient 0.39 against 0.68; second
+      layer forward 2.36 against 3.14, filter gradient 2.32 against 5.33.
     - Filter gradient: float32 with at most 4 input channels per group and
       rows of 16 or more outputs, by 1.05-1.5x (LeNet's first layer 0.69
       against 1.02; 3 channels 7x7 5.7 against 7.8; 4 channels 5x5 2.3-2.7
@@ -486,11 +493,23 @@ cdef bint _use_direct(int kind, const Geo *g) noexcept:
       against 3.5-4.0). In float64 direct won only LeNet's first layer
       (1.66 against 1.81) and tied or lost elsewhere (1.0-2.0x): gemm there.
     """
-    if g.sw != 1 or kind == GRAD_INPUTS or _threads != 1 or vmc_conv_direct_isa() != 2:
+    if (g.sw != 1 or kind == GRAD_INPUTS or _threads != 1 or vmc_conv_direct_isa() != 2
+            or _blas_wide):
         return False
     if kind == FORWARD:
         return g.k >= 64 or g.n * g.f * g.p * g.item <= (8 << 20)
     return g.item == 4 and g.cg <= 4 and g.ow >= 16
+
+
+cdef bint _blas_wide = 0  # BLAS runs AVX-512 kernels (``set_blas_wide``)
+
+
+def set_blas_wide(bint wide):
+    """Whether the BLAS gemm runs AVX-512 kernels (vmc/thunks/conv.py asks
+    threadpoolctl): gemm then beats the direct kernels, and the forward pass and
+    filter gradient do best with one image per gemm (``_use_direct``)."""
+    global _blas_wide
+    _blas_wide = wide
 
 
 def set_threads(int n):
@@ -664,7 +683,14 @@ def conv_thunk(op, str kind, dtype, str algo="auto", chunk_bytes=None):
     cdef ConvCtx *c = <ConvCtx*>ctx_of(thunk)
     c.kind, c.typenum, c.algo = _KINDS[kind], typenum, _ALGOS[algo]
     c.flip, c.groups = op.filter_flip, op.num_groups
-    c.chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    if chunk_bytes is None:
+        # with AVX-512 BLAS: one image per gemm, whose output needs no scatter
+        # (LeNet's first layer forward 0.34 ms against 0.62 in 256K chunks; the
+        # input gradient of its second layer does best in chunks, 1.98 against
+        # 2.16; see ``_use_direct``)
+        one = _blas_wide and c.kind != GRAD_INPUTS
+        chunk_bytes = 0 if one else CHUNK_BYTES
+    c.chunk_bytes = chunk_bytes
     c.sub[0], c.sub[1] = op.subsample
     c.dil[0], c.dil[1] = op.filter_dilation
     mode = op.border_mode

@@ -179,7 +179,29 @@ def _conv_module():
     if mod is not None and not _followed:
         _followed.append(mod)
         config.watch("threads", mod.set_threads)
+        mod.set_blas_wide(_blas_runs_avx512())
     return mod
+
+
+# OpenBLAS's names of its kernel families with AVX-512 gemm
+_AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def _blas_runs_avx512():
+    """Whether the BLAS that scipy's cython_blas calls runs AVX-512 kernels
+    (threadpoolctl's ``architecture``; OPENBLAS_CORETYPE may pin older ones)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        from .scipy_blas import preload
+        preload()                   # scipy's BLAS loaded (without scipy.linalg)
+        infos = threadpool_info()
+    except Exception:       # noqa: BLE001  (no threadpoolctl answer: keep the rule)
+        return False
+    for info in infos:
+        if info.get("user_api") == "blas" and "scipy.libs" in info.get("filepath", ""):
+            return str(info.get("architecture", "")).lower() in _AVX512_KERNELS
+    return False
 
 
 def _conv_c_factory(kind):

@@ -3,6 +3,7 @@ first calls run the block form, the segments compile in the background and take
 over; both give the same bits, concurrent calls included; the profile says which
 tier ran; f.wait_compiled() waits for the switch."""
 import io
+import sys
 import threading
 import time
 
@@ -12,7 +13,7 @@ import pytest
 import vmc
 import vmc.tensor as vt
 from vmc.config import config
-from vmc.thunks.cgen import tiers
+from vmc.thunks.cgen import cache, tiers
 
 N_OPS = 140       # just over elemwise.BLOCK_MIN_OPS: a kernel in block form
 
@@ -108,3 +109,27 @@ def test_the_profile_shows_which_tier_ran(fresh_cache):
     text = out.getvalue()
     assert " C12 " in text
     assert "tier 1 1, tier 2 2" in text
+
+
+def test_a_compiler_still_running_can_be_ended(tmp_path):
+    # What the exit hook does after waiting 30 s for a background build: the
+    # compiler no longer outlives the process (a huge kernel's gcc ran for minutes).
+    slow = [sys.executable, "-c", "import time; time.sleep(60)"]
+    failed = []
+
+    def build():
+        try:
+            cache._build("vmcg_slow", "int x;", tmp_path / "vmcg_slow.so", slow, [])
+        except cache.CompileError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=build)
+    t0 = time.monotonic()
+    thread.start()
+    while not cache._compilers and time.monotonic() - t0 < 30:
+        time.sleep(0.01)
+    assert cache.stop_compilers() == 1
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - t0 < 30
+    assert len(failed) == 1 and not (tmp_path / "vmcg_slow.so").exists()
+    assert cache.stop_compilers() == 0

@@ -441,7 +441,7 @@ def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
         out = tmpdir / so.name
         cmd = compile_command(cc, flags, src, out)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = _run_compiler(cmd)
         _log_build(d, name, time.perf_counter() - t0, proc.returncode)
         if proc.returncode != 0:
             kept = d / (name + ".failed.c")
@@ -456,6 +456,35 @@ def _build(name: str, source: str, so: Path, cc: list, flags: list) -> None:
     with contextlib.suppress(OSError):
         entries.note_write(d, [so, d / (name + ".c"), so.with_name(so.name + entries.SEAL)],
                            name)
+
+
+_compilers: set = set()        # compiler processes running now (any thread)
+_compilers_lock = threading.Lock()
+
+
+def _run_compiler(cmd: list) -> subprocess.CompletedProcess:
+    """Run the compiler, known to ``stop_compilers`` while it runs."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with _compilers_lock:
+        _compilers.add(proc)
+    try:
+        out, err = proc.communicate()
+    finally:
+        with _compilers_lock:
+            _compilers.discard(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def stop_compilers() -> int:
+    """End the compilers still running (a background build at exit: without this,
+    gcc outlived the process, for minutes on a huge kernel); their builds fail and
+    leave nothing in the cache. Returns how many were ended."""
+    with _compilers_lock:
+        running = list(_compilers)
+    for proc in running:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    return len(running)
 
 
 def _log_build(d: Path, name: str, seconds: float, rc: int) -> None:

@@ -12,7 +12,7 @@ Both tiers compute the same scalar operations in the same order: the same bits.
 ``wait(timeout)`` blocks until every build handed over so far is done (a compiled
 function's ``wait_compiled()``); ``tier_calls(thunk)`` says how many calls ran on
 each tier (the profile prints it). At exit, builds not yet started are dropped and
-the running one is waited for.
+the running one is waited for, 30 s at most, then its compiler is ended.
 """
 from __future__ import annotations
 
@@ -136,4 +136,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 @atexit.register
 def _at_exit():
     _state["closing"] = True     # queued builds finish at once, building nothing
-    wait(timeout=30)
+    if not wait(timeout=30):
+        from .cache import stop_compilers
+        stop_compilers()         # the compiler would outlive this process

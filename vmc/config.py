@@ -47,11 +47,16 @@ def parse_device(s):
                      f"and device indices), got {s!r}")
 
 
-def _default_threads() -> int:
+def allowed_cpus() -> frozenset:
+    """The CPUs this process may run on (off Linux: all of them)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return frozenset(os.sched_getaffinity(0))
     except (AttributeError, OSError):      # not Linux
-        return os.cpu_count() or 1
+        return frozenset(range(os.cpu_count() or 1))
+
+
+def _default_threads() -> int:
+    return len(allowed_cpus())
 
 
 def _threads(s) -> int:

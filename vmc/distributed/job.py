@@ -9,7 +9,6 @@ instead of hanging.
 """
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
@@ -60,24 +59,17 @@ def _share_cpus(c, MPI):
     default of one process, runs ranks x CPUs threads on the CPUs (OpenBLAS's
     spinning threads then take turns at every step). Ranks the launcher bound to
     CPUs of their own keep them all."""
-    from vmc.config import _default_threads, config
+    from vmc.config import allowed_cpus, config
     if config.given("threads"):
         return
     local = c.Split_type(MPI.COMM_TYPE_SHARED)
     try:
-        mine = _cpus()
+        mine = allowed_cpus()
         sharing = sum(1 for other in local.allgather(mine) if other & mine)
     finally:
         local.Free()
     if sharing > 1:
-        config.threads = max(1, _default_threads() // sharing)
-
-
-def _cpus():
-    try:
-        return frozenset(os.sched_getaffinity(0))
-    except (AttributeError, OSError):      # not Linux: assume every rank shares them all
-        return frozenset(range(os.cpu_count() or 1))
+        config.threads = max(1, len(mine) // sharing)
 
 
 def comm():
